@@ -1,0 +1,157 @@
+// Package event is brine's event bus: every significant thing that happens
+// (a minion starting, a key changing state, a job return, a webhook) is an
+// Event with a slash-separated tag and JSON-shaped data. Subscribers choose
+// tags by glob. The Bus interface is the seam a clustered master replaces
+// with JetStream; Local is the single-master, in-process implementation.
+package event
+
+import (
+	"context"
+	"path"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Event is one message on the bus. Data holds only JSON-compatible values
+// (map[string]any, []any, string, float64, bool, nil, and Go ints).
+type Event struct {
+	Tag  string         `json:"tag"`
+	Data map[string]any `json:"data"`
+	Time time.Time      `json:"time"`
+}
+
+// Bus publishes events and fans them out to subscribers.
+type Bus interface {
+	Publish(ctx context.Context, tag string, data map[string]any) error
+	// Subscribe returns a subscription delivering events whose tag matches
+	// glob ("" or "*" match everything; "*" crosses slashes like Salt's
+	// fnmatch). buffer bounds what a slow reader may fall behind by.
+	Subscribe(glob string, buffer int) *Subscription
+}
+
+// Subscription is one subscriber's bounded queue. When it is full, new
+// events are dropped for this subscriber only and counted in Dropped:
+// a slow reader never blocks the master.
+type Subscription struct {
+	C       <-chan Event
+	ch      chan Event
+	glob    string
+	dropped atomic.Uint64
+	once    sync.Once
+	cancel  func()
+}
+
+// Dropped reports how many events this subscriber lost to a full buffer.
+func (s *Subscription) Dropped() uint64 { return s.dropped.Load() }
+
+// Close unsubscribes; C is closed afterwards.
+func (s *Subscription) Close() {
+	s.once.Do(func() {
+		if s.cancel != nil {
+			s.cancel()
+		}
+	})
+}
+
+// MatchTag reports whether tag matches glob with fnmatch semantics in which
+// '*' also matches '/', as Salt's event matching does.
+func MatchTag(glob, tag string) bool {
+	if glob == "" || glob == "*" {
+		return true
+	}
+	return globMatch(glob, tag)
+}
+
+// globMatch is path.Match without the special meaning of '/'.
+func globMatch(pattern, name string) bool {
+	// Replace '/' on both sides with a byte path.Match treats as ordinary.
+	const sep = "\x00"
+	p := replaceSlash(pattern, sep)
+	n := replaceSlash(name, sep)
+	ok, err := path.Match(p, n)
+	return err == nil && ok
+}
+
+func replaceSlash(s, with string) string {
+	out := make([]byte, 0, len(s))
+	for i := 0; i < len(s); i++ {
+		if s[i] == '/' {
+			out = append(out, with...)
+		} else {
+			out = append(out, s[i])
+		}
+	}
+	return string(out)
+}
+
+// Local is the in-process Bus.
+type Local struct {
+	mu        sync.RWMutex
+	subs      map[*Subscription]struct{}
+	published atomic.Uint64
+	dropped   atomic.Uint64
+	// OnPublish, when set, is called for every published event (metrics).
+	OnPublish func(Event)
+	// OnDrop, when set, is called for every event a subscriber lost.
+	OnDrop func(Event)
+}
+
+// NewLocal returns an empty in-process bus.
+func NewLocal() *Local {
+	return &Local{subs: make(map[*Subscription]struct{})}
+}
+
+// Publish delivers ev to every matching subscriber without blocking.
+func (b *Local) Publish(_ context.Context, tag string, data map[string]any) error {
+	if data == nil {
+		data = map[string]any{}
+	}
+	ev := Event{Tag: tag, Data: data, Time: time.Now().UTC()}
+	b.published.Add(1)
+	if b.OnPublish != nil {
+		b.OnPublish(ev)
+	}
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	for s := range b.subs {
+		if !MatchTag(s.glob, tag) {
+			continue
+		}
+		select {
+		case s.ch <- ev:
+		default:
+			s.dropped.Add(1)
+			b.dropped.Add(1)
+			if b.OnDrop != nil {
+				b.OnDrop(ev)
+			}
+		}
+	}
+	return nil
+}
+
+// Subscribe registers a bounded subscriber.
+func (b *Local) Subscribe(glob string, buffer int) *Subscription {
+	if buffer <= 0 {
+		buffer = 1024
+	}
+	ch := make(chan Event, buffer)
+	s := &Subscription{C: ch, ch: ch, glob: glob}
+	b.mu.Lock()
+	b.subs[s] = struct{}{}
+	b.mu.Unlock()
+	s.cancel = func() {
+		b.mu.Lock()
+		delete(b.subs, s)
+		b.mu.Unlock()
+		close(ch)
+	}
+	return s
+}
+
+// Stats reports totals since start: events published and events dropped
+// across all subscribers.
+func (b *Local) Stats() (published, dropped uint64) {
+	return b.published.Load(), b.dropped.Load()
+}
