@@ -320,11 +320,13 @@ func (*MasterMessage_Ping) isMasterMessage_Msg() {}
 
 // Hello opens the stream: who the minion says it is.
 type Hello struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
-	PublicKey     []byte                 `protobuf:"bytes,2,opt,name=public_key,json=publicKey,proto3" json:"public_key,omitempty"` // Ed25519
-	Grains        *structpb.Struct       `protobuf:"bytes,3,opt,name=grains,proto3" json:"grains,omitempty"`
-	Version       string                 `protobuf:"bytes,4,opt,name=version,proto3" json:"version,omitempty"`
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Id        string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	PublicKey []byte                 `protobuf:"bytes,2,opt,name=public_key,json=publicKey,proto3" json:"public_key,omitempty"` // Ed25519
+	Grains    *structpb.Struct       `protobuf:"bytes,3,opt,name=grains,proto3" json:"grains,omitempty"`
+	Version   string                 `protobuf:"bytes,4,opt,name=version,proto3" json:"version,omitempty"`
+	// Enrollment token for autosigning (master option autosign_token_file).
+	AutosignToken string `protobuf:"bytes,5,opt,name=autosign_token,json=autosignToken,proto3" json:"autosign_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -383,6 +385,13 @@ func (x *Hello) GetGrains() *structpb.Struct {
 func (x *Hello) GetVersion() string {
 	if x != nil {
 		return x.Version
+	}
+	return ""
+}
+
+func (x *Hello) GetAutosignToken() string {
+	if x != nil {
+		return x.AutosignToken
 	}
 	return ""
 }
@@ -1544,13 +1553,14 @@ const file_brine_proto_rawDesc = "" +
 	"\n" +
 	"call_reply\x18\x04 \x01(\v2\x19.brine.v1.MasterCallReplyH\x00R\tcallReply\x12$\n" +
 	"\x04ping\x18\x05 \x01(\v2\x0e.brine.v1.PingH\x00R\x04pingB\x05\n" +
-	"\x03msg\"\x81\x01\n" +
+	"\x03msg\"\xa8\x01\n" +
 	"\x05Hello\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1d\n" +
 	"\n" +
 	"public_key\x18\x02 \x01(\fR\tpublicKey\x12/\n" +
 	"\x06grains\x18\x03 \x01(\v2\x17.google.protobuf.StructR\x06grains\x12\x18\n" +
-	"\aversion\x18\x04 \x01(\tR\aversion\"!\n" +
+	"\aversion\x18\x04 \x01(\tR\aversion\x12%\n" +
+	"\x0eautosign_token\x18\x05 \x01(\tR\rautosignToken\"!\n" +
 	"\tChallenge\x12\x14\n" +
 	"\x05nonce\x18\x01 \x01(\fR\x05nonce\"%\n" +
 	"\x05Proof\x12\x1c\n" +

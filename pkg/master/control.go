@@ -1,0 +1,138 @@
+package master
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/brine-cm/brine/pkg/wire"
+	pb "github.com/brine-cm/brine/proto/brinev1"
+)
+
+// controlServer serves brinectl. Whoever can open the socket (mode 0600,
+// the master's user) is an operator: there is no second authentication.
+type controlServer struct {
+	pb.UnimplementedControlServer
+	m *Master
+}
+
+func (s *controlServer) Publish(req *pb.PublishRequest, stream pb.Control_PublishServer) error {
+	spec := PublishSpec{
+		Target: req.GetTarget(), TgtType: req.GetTgtType(), Fun: req.GetFun(),
+		Args: wire.Args(req.GetArgs()), Kwargs: wire.Map(req.GetKwargs()),
+		Timeout: time.Duration(req.GetTimeoutMs()) * time.Millisecond, User: req.GetUser(),
+	}
+	var sendErr error
+	_, err := s.m.Publish(stream.Context(), spec, func(ev *pb.PublishEvent) {
+		if sendErr == nil {
+			sendErr = stream.Send(ev)
+		}
+	})
+	var it *InvalidTargetError
+	if errors.As(err, &it) {
+		return status.Error(codes.InvalidArgument, it.Error())
+	}
+	if err != nil {
+		return status.Error(codes.Internal, err.Error())
+	}
+	return sendErr
+}
+
+func (s *controlServer) Runner(ctx context.Context, req *pb.RunnerRequest) (*pb.RunnerReply, error) {
+	fn, ok := s.m.runners[req.GetFun()]
+	if !ok {
+		return nil, status.Errorf(codes.NotFound, "runner function %q is not available (try: %v)", req.GetFun(), s.m.runnerNames())
+	}
+	ret, err := fn(ctx, wire.Args(req.GetArgs()), wire.Map(req.GetKwargs()))
+	if err != nil {
+		var it *InvalidTargetError
+		if errors.As(err, &it) {
+			return nil, status.Error(codes.InvalidArgument, err.Error())
+		}
+		var ae *argError
+		if errors.As(err, &ae) {
+			return nil, status.Error(codes.InvalidArgument, err.Error())
+		}
+		return nil, status.Error(codes.FailedPrecondition, err.Error())
+	}
+	v, err := wire.Value(ret)
+	if err != nil {
+		return nil, status.Errorf(codes.Internal, "%s: %v", req.GetFun(), err)
+	}
+	return &pb.RunnerReply{Ret: v}, nil
+}
+
+func (s *controlServer) Events(req *pb.EventsRequest, stream pb.Control_EventsServer) error {
+	sub := s.m.bus.Subscribe(req.GetTagGlob(), 4096)
+	defer sub.Close()
+	for {
+		select {
+		case <-stream.Context().Done():
+			return nil
+		case ev, ok := <-sub.C:
+			if !ok {
+				return nil
+			}
+			data, err := wire.Struct(ev.Data)
+			if err != nil {
+				continue
+			}
+			if err := stream.Send(&pb.Event{Tag: ev.Tag, Data: data, TimeUnixNano: ev.Time.UnixNano()}); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+func (m *Master) runnerNames() []string {
+	var names []string
+	for n := range m.runners {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// argError is a bad argument to a runner function.
+type argError struct{ msg string }
+
+func (e *argError) Error() string { return e.msg }
+
+func badArg(format string, a ...any) error { return &argError{fmt.Sprintf(format, a...)} }
+
+// argString returns positional argument i (or kwargs[name]) as a string.
+func argString(args []any, kwargs map[string]any, i int, name string, required bool) (string, error) {
+	var v any
+	if i < len(args) {
+		v = args[i]
+	} else if kv, ok := kwargs[name]; ok {
+		v = kv
+	}
+	if v == nil {
+		if required {
+			return "", badArg("missing argument %q", name)
+		}
+		return "", nil
+	}
+	switch x := v.(type) {
+	case string:
+		return x, nil
+	case float64, bool, int:
+		return fmt.Sprint(x), nil
+	}
+	return "", badArg("argument %q must be a string", name)
+}
+
+func tgtTypeArg(kwargs map[string]any) string {
+	for _, k := range []string{"tgt_type", "expr_form"} {
+		if s, ok := kwargs[k].(string); ok && s != "" {
+			return s
+		}
+	}
+	return "glob"
+}

@@ -1,0 +1,413 @@
+package master
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/peer"
+	"google.golang.org/grpc/status"
+
+	"github.com/brine-cm/brine/pkg/pki"
+	"github.com/brine-cm/brine/pkg/registry"
+	"github.com/brine-cm/brine/pkg/wire"
+	pb "github.com/brine-cm/brine/proto/brinev1"
+)
+
+// handshakeTimeout bounds how long an unauthenticated stream may sit
+// before proving its key.
+const handshakeTimeout = 15 * time.Second
+
+// reservedTagPrefixes are tags only the master itself fires. A minion's
+// event.send may not use them: otherwise any accepted minion could forge a
+// webhook event and make the reactor deploy, or fake a job return.
+var reservedTagPrefixes = []string{"salt/netapi/", "salt/auth", "key/", "job/", "minion/", "mine/", "reactor/", "hook/", "brine/"}
+
+type conn struct {
+	id     string
+	pub    ed25519.PublicKey
+	send   chan *pb.MasterMessage
+	ctx    context.Context
+	cancel context.CancelFunc
+	// accepted is closed when a pending minion's key is accepted.
+	accepted chan struct{}
+
+	mu          sync.Mutex
+	outstanding map[string]struct{} // jids sent and not yet returned
+	grains      map[string]any
+}
+
+func (c *conn) enqueue(msg *pb.MasterMessage) bool {
+	select {
+	case c.send <- msg:
+		return true
+	case <-c.ctx.Done():
+		return false
+	default:
+		return false // a minion this far behind is not going to catch up
+	}
+}
+
+type linkServer struct {
+	pb.UnimplementedMinionLinkServer
+	m *Master
+}
+
+func (s *linkServer) Connect(stream pb.MinionLink_ConnectServer) error {
+	return s.m.serveMinion(stream)
+}
+
+func (m *Master) serveMinion(stream pb.MinionLink_ConnectServer) error {
+	ctx, cancel := context.WithCancel(stream.Context())
+	defer cancel()
+
+	hello, exporter, err := m.handshake(ctx, stream)
+	if err != nil {
+		m.log.Warn("minion handshake failed", "peer", peerAddr(ctx), "err", err)
+		return err
+	}
+	id := hello.GetId()
+	pub := ed25519.PublicKey(hello.GetPublicKey())
+	_ = exporter
+
+	st, err := m.keys.Admit(ctx, id, pub, m.cfg.AutoAccept || m.tokenOK(hello.GetAutosignToken()))
+	if err != nil {
+		return status.Errorf(codes.Internal, "key store: %v", err)
+	}
+	m.publish("minion/"+id+"/auth", map[string]any{"id": id, "act": string(st), "pub_finger": pki.Fingerprint(pub)})
+	c := &conn{
+		id: id, pub: pub, send: make(chan *pb.MasterMessage, 256), ctx: ctx, cancel: cancel,
+		accepted: make(chan struct{}), outstanding: map[string]struct{}{},
+		grains: wire.Map(hello.GetGrains()),
+	}
+	c.grains["id"] = id
+
+	switch st {
+	case pki.Rejected, pki.Denied:
+		m.log.Warn("minion refused", "id", id, "key_state", st, "finger", pki.Fingerprint(pub))
+		if st == pki.Denied {
+			m.publish("key/"+id+"/denied", map[string]any{"id": id, "pub_finger": pki.Fingerprint(pub)})
+		}
+		stream.Send(&pb.MasterMessage{Msg: &pb.MasterMessage_Welcome{Welcome: &pb.Welcome{KeyState: string(st), Message: "key " + string(st)}}})
+		return status.Errorf(codes.PermissionDenied, "minion %s: key %s", id, st)
+	case pki.Pending:
+		return m.waitAccepted(ctx, stream, c)
+	case pki.Accepted:
+	default:
+		return status.Errorf(codes.Internal, "minion %s: unknown key state %q", id, st)
+	}
+	return m.serveAccepted(stream, c)
+}
+
+// handshake reads Hello, sends a fresh nonce and checks the minion's
+// signature over it, bound to this TLS connection.
+func (m *Master) handshake(ctx context.Context, stream pb.MinionLink_ConnectServer) (*pb.Hello, []byte, error) {
+	p, ok := peer.FromContext(ctx)
+	if !ok {
+		return nil, nil, status.Error(codes.Unauthenticated, "no peer")
+	}
+	ti, ok := p.AuthInfo.(credentials.TLSInfo)
+	if !ok {
+		return nil, nil, status.Error(codes.Unauthenticated, "not a TLS connection")
+	}
+	exporter, err := pki.Exporter(&ti.State)
+	if err != nil {
+		return nil, nil, status.Error(codes.Unauthenticated, err.Error())
+	}
+	type recvd struct {
+		msg *pb.MinionMessage
+		err error
+	}
+	recv := func() (*pb.MinionMessage, error) {
+		ch := make(chan recvd, 1)
+		go func() { msg, err := stream.Recv(); ch <- recvd{msg, err} }()
+		select {
+		case r := <-ch:
+			return r.msg, r.err
+		case <-time.After(handshakeTimeout):
+			return nil, status.Error(codes.DeadlineExceeded, "handshake timed out")
+		}
+	}
+	msg, err := recv()
+	if err != nil {
+		return nil, nil, err
+	}
+	hello := msg.GetHello()
+	if hello == nil {
+		return nil, nil, status.Error(codes.InvalidArgument, "first message must be hello")
+	}
+	if err := pki.ValidateID(hello.GetId()); err != nil {
+		return nil, nil, status.Errorf(codes.InvalidArgument, "%v", err)
+	}
+	if len(hello.GetPublicKey()) != ed25519.PublicKeySize {
+		return nil, nil, status.Errorf(codes.InvalidArgument, "minion %s: public key must be %d bytes of Ed25519", hello.GetId(), ed25519.PublicKeySize)
+	}
+	nonce := make([]byte, 32)
+	if _, err := rand.Read(nonce); err != nil {
+		return nil, nil, err
+	}
+	if err := stream.Send(&pb.MasterMessage{Msg: &pb.MasterMessage_Challenge{Challenge: &pb.Challenge{Nonce: nonce}}}); err != nil {
+		return nil, nil, err
+	}
+	msg, err = recv()
+	if err != nil {
+		return nil, nil, err
+	}
+	proof := msg.GetProof()
+	if proof == nil || !pki.VerifyProof(hello.GetPublicKey(), hello.GetId(), nonce, exporter, proof.GetSignature()) {
+		return nil, nil, status.Errorf(codes.Unauthenticated, "minion %s: bad proof of key possession", hello.GetId())
+	}
+	return hello, exporter, nil
+}
+
+// waitAccepted parks a pending minion until an operator accepts its key. It
+// may send nothing and is sent nothing meanwhile.
+func (m *Master) waitAccepted(ctx context.Context, stream pb.MinionLink_ConnectServer, c *conn) error {
+	m.mu.Lock()
+	if old := m.pending[c.id]; old != nil {
+		old.cancel()
+	}
+	m.pending[c.id] = c
+	m.mu.Unlock()
+	defer func() {
+		m.mu.Lock()
+		if m.pending[c.id] == c {
+			delete(m.pending, c.id)
+		}
+		m.mu.Unlock()
+	}()
+	m.log.Info("minion key pending", "id", c.id, "finger", pki.Fingerprint(c.pub))
+	m.publish("key/"+c.id+"/pending", map[string]any{"id": c.id, "pub_finger": pki.Fingerprint(c.pub)})
+	if err := stream.Send(&pb.MasterMessage{Msg: &pb.MasterMessage_Welcome{Welcome: &pb.Welcome{KeyState: string(pki.Pending), Message: "key pending acceptance"}}}); err != nil {
+		return err
+	}
+	// Drain (and ignore) anything a pending minion sends, and notice it leaving.
+	gone := make(chan error, 1)
+	go func() {
+		for {
+			if _, err := stream.Recv(); err != nil {
+				gone <- err
+				return
+			}
+		}
+	}()
+	select {
+	case <-c.accepted:
+		// Restarting the connection is simpler than promoting this one in
+		// place: the minion reconnects at once and is admitted as accepted.
+		stream.Send(&pb.MasterMessage{Msg: &pb.MasterMessage_Welcome{Welcome: &pb.Welcome{KeyState: string(pki.Accepted), Message: "key accepted; reconnect"}}})
+		return nil
+	case err := <-gone:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (m *Master) serveAccepted(stream pb.MinionLink_ConnectServer, c *conn) error {
+	m.mu.Lock()
+	if old := m.conns[c.id]; old != nil {
+		// The same key proved itself again: the older stream is a dead
+		// connection the keepalive has not noticed yet.
+		old.cancel()
+	}
+	m.conns[c.id] = c
+	m.mu.Unlock()
+	now := time.Now().UTC()
+	if err := m.reg.Upsert(registry.Minion{ID: c.id, Grains: c.grains, Connected: true, LastSeen: now, ConnectedAt: now}); err != nil {
+		m.log.Error("registry", "id", c.id, "err", err)
+	}
+	m.saveGrains(c.id, c.grains)
+	defer func() {
+		m.mu.Lock()
+		current := m.conns[c.id] == c
+		if current {
+			delete(m.conns, c.id)
+		}
+		m.mu.Unlock()
+		if current {
+			m.reg.SetConnected(c.id, false, time.Now().UTC())
+			m.publish("minion/"+c.id+"/disconnect", map[string]any{"id": c.id})
+			m.log.Info("minion disconnected", "id", c.id)
+		}
+	}()
+
+	welcome := &pb.Welcome{KeyState: string(pki.Accepted), Message: "welcome"}
+	if cfg := m.minionConfigPush(); cfg != nil {
+		welcome.Config = cfg
+	}
+	if err := stream.Send(&pb.MasterMessage{Msg: &pb.MasterMessage_Welcome{Welcome: welcome}}); err != nil {
+		return err
+	}
+	m.log.Info("minion connected", "id", c.id, "peer", peerAddr(stream.Context()))
+	m.publish("minion/"+c.id+"/start", map[string]any{"id": c.id})
+
+	sendErr := make(chan error, 1)
+	go func() {
+		for {
+			select {
+			case msg := <-c.send:
+				if err := stream.Send(msg); err != nil {
+					sendErr <- err
+					c.cancel()
+					return
+				}
+			case <-c.ctx.Done():
+				return
+			}
+		}
+	}()
+	recvErr := make(chan error, 1)
+	go func() {
+		for {
+			msg, err := stream.Recv()
+			if err != nil {
+				recvErr <- err
+				c.cancel()
+				return
+			}
+			m.handleMinionMessage(c, msg)
+		}
+	}()
+	select {
+	case err := <-recvErr:
+		return err
+	case err := <-sendErr:
+		return err
+	case <-c.ctx.Done():
+		return nil
+	}
+}
+
+func (m *Master) handleMinionMessage(c *conn, msg *pb.MinionMessage) {
+	switch x := msg.Msg.(type) {
+	case *pb.MinionMessage_Ret:
+		m.handleReturn(c, x.Ret)
+	case *pb.MinionMessage_Event:
+		tag := x.Event.GetTag()
+		if tag == "" || reserved(tag) {
+			m.log.Warn("minion event refused: reserved tag", "id", c.id, "tag", tag)
+			return
+		}
+		data := wire.Map(x.Event.GetData())
+		data["id"] = c.id // who sent it is the authenticated id, not a claim
+		m.publish(tag, data)
+	case *pb.MinionMessage_Mine:
+		m.handleMineUpdate(c, x.Mine)
+	case *pb.MinionMessage_Call:
+		go m.handleMinionCall(c, x.Call)
+	case *pb.MinionMessage_Pong:
+	default:
+		m.log.Warn("unexpected message from minion", "id", c.id)
+	}
+}
+
+func reserved(tag string) bool {
+	for _, p := range reservedTagPrefixes {
+		if strings.HasPrefix(tag, p) {
+			return true
+		}
+	}
+	return false
+}
+
+func (m *Master) handleMinionCall(c *conn, call *pb.MasterCall) {
+	reply := &pb.MasterCallReply{CallId: call.GetCallId()}
+	fn, ok := m.minionCalls[call.GetFun()]
+	if !ok {
+		reply.Error = fmt.Sprintf("master function %q is not available to minions", call.GetFun())
+	} else {
+		ret, err := fn(c.ctx, c.id, wire.Args(call.GetArgs()), wire.Map(call.GetKwargs()))
+		if err != nil {
+			reply.Error = err.Error()
+		} else if v, err := wire.Value(ret); err != nil {
+			reply.Error = err.Error()
+		} else {
+			reply.Ret = v
+		}
+	}
+	c.enqueue(&pb.MasterMessage{Msg: &pb.MasterMessage_CallReply{CallReply: reply}})
+}
+
+// disconnect drops a minion's live or pending stream (key rejected/deleted).
+func (m *Master) disconnect(id string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if c := m.conns[id]; c != nil {
+		c.cancel()
+	}
+	if c := m.pending[id]; c != nil {
+		c.cancel()
+	}
+}
+
+// acceptPending tells a parked minion its key is now accepted.
+func (m *Master) acceptPending(id string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if c := m.pending[id]; c != nil {
+		select {
+		case <-c.accepted:
+		default:
+			close(c.accepted)
+		}
+	}
+}
+
+func peerAddr(ctx context.Context) string {
+	if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
+		return p.Addr.String()
+	}
+	return ""
+}
+
+// Grains of every minion seen are kept on disk so that after a master
+// restart grain targeting still knows offline minions.
+func (m *Master) grainsPath(id string) string {
+	return filepath.Join(m.cfg.DataDir, "grains", id+".json")
+}
+
+func (m *Master) saveGrains(id string, grains map[string]any) {
+	b, err := json.Marshal(grains)
+	if err == nil {
+		err = pki.WriteFileAtomic(m.grainsPath(id), b, 0o600)
+	}
+	if err != nil {
+		m.log.Warn("grains cache", "id", id, "err", err)
+	}
+}
+
+func (m *Master) deleteGrains(id string) { os.Remove(m.grainsPath(id)) }
+
+func (m *Master) loadGrainsCache() map[string]map[string]any {
+	out := map[string]map[string]any{}
+	entries, err := os.ReadDir(filepath.Join(m.cfg.DataDir, "grains"))
+	if err != nil {
+		return out
+	}
+	for _, e := range entries {
+		id, ok := strings.CutSuffix(e.Name(), ".json")
+		if !ok || pki.ValidateID(id) != nil {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join(m.cfg.DataDir, "grains", e.Name()))
+		if err != nil {
+			continue
+		}
+		var g map[string]any
+		if json.Unmarshal(b, &g) == nil {
+			out[id] = g
+		}
+	}
+	return out
+}
+

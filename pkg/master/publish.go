@@ -1,0 +1,276 @@
+package master
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"google.golang.org/protobuf/types/known/structpb"
+
+	"github.com/brine-cm/brine/pkg/job"
+	"github.com/brine-cm/brine/pkg/target"
+	"github.com/brine-cm/brine/pkg/wire"
+	pb "github.com/brine-cm/brine/proto/brinev1"
+)
+
+// DefaultTimeout is how long a publish waits for returns when the caller
+// gives no timeout (Salt's -t default is 5 s; brine waits a little longer).
+const DefaultTimeout = 10 * time.Second
+
+// PublishSpec is one job to run.
+type PublishSpec struct {
+	Target  string
+	TgtType string
+	Fun     string
+	Args    []any
+	Kwargs  map[string]any
+	Timeout time.Duration // how long to wait for returns
+	User    string
+}
+
+// JobResult is what a synchronous publish gathered.
+type JobResult struct {
+	JID      string
+	Targeted []string // every matched minion
+	Offline  []string // matched but not connected
+	Missing  []string // sent, no return in time
+	Returns  map[string]*pb.Return
+}
+
+type tracker struct {
+	returns chan *pb.Return
+}
+
+// InvalidTargetError marks a target expression that does not parse.
+type InvalidTargetError struct{ Err error }
+
+func (e *InvalidTargetError) Error() string { return e.Err.Error() }
+func (e *InvalidTargetError) Unwrap() error { return e.Err }
+
+// resolve turns a target into the known minions it matches. A list target
+// naming minions never seen reports them too, so they show up as offline
+// rather than vanishing.
+func (m *Master) resolve(tgt, tgtType string) ([]string, error) {
+	typ, err := target.ParseType(tgtType)
+	if err != nil {
+		return nil, &InvalidTargetError{err}
+	}
+	matcher, err := target.Compile(tgt, typ)
+	if err != nil {
+		return nil, &InvalidTargetError{err}
+	}
+	ids := m.reg.SelectMatcher(matcher)
+	if typ == target.List {
+		seen := map[string]bool{}
+		for _, id := range ids {
+			seen[id] = true
+		}
+		for _, id := range strings.Split(tgt, ",") {
+			id = strings.TrimSpace(id)
+			if id != "" && !seen[id] {
+				seen[id] = true
+				ids = append(ids, id)
+			}
+		}
+		sort.Strings(ids)
+	}
+	return ids, nil
+}
+
+// start resolves, records and sends a job; returns arrive on the tracker.
+func (m *Master) start(ctx context.Context, spec PublishSpec) (*pb.JobStarted, []string, *tracker, error) {
+	if spec.TgtType == "" {
+		spec.TgtType = "glob"
+	}
+	if spec.Fun == "" {
+		return nil, nil, nil, &InvalidTargetError{fmt.Errorf("no function given")}
+	}
+	ids, err := m.resolve(spec.Target, spec.TgtType)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	jid := job.NewJID(time.Now())
+	started := &pb.JobStarted{Jid: jid, Targeted: ids}
+
+	m.mu.Lock()
+	live := map[string]*conn{}
+	for _, id := range ids {
+		if c := m.conns[id]; c != nil {
+			live[id] = c
+		} else {
+			started.Offline = append(started.Offline, id)
+		}
+	}
+	tr := &tracker{returns: make(chan *pb.Return, len(live)+1)}
+	m.trackers[jid] = tr
+	m.mu.Unlock()
+
+	if spec.Args == nil {
+		spec.Args = []any{}
+	}
+	if spec.Kwargs == nil {
+		spec.Kwargs = map[string]any{}
+	}
+	rec := job.Job{JID: jid, Fun: spec.Fun, Args: spec.Args, Kwargs: spec.Kwargs, Target: spec.Target, TgtType: spec.TgtType,
+		User: spec.User, Minions: ids, Offline: started.Offline, StartTime: time.Now().UTC()}
+	if err := m.jobs.SaveJob(ctx, rec); err != nil {
+		m.log.Error("job cache", "jid", jid, "err", err)
+	}
+	m.publish("job/"+jid+"/new", map[string]any{"jid": jid, "fun": spec.Fun, "arg": spec.Args, "kwarg": spec.Kwargs,
+		"tgt": spec.Target, "tgt_type": spec.TgtType, "minions": ids, "user": spec.User})
+	m.metrics.jobStarted()
+
+	args, err := wire.List(spec.Args)
+	if err != nil {
+		m.dropTracker(jid)
+		return nil, nil, nil, &InvalidTargetError{fmt.Errorf("arguments: %w", err)}
+	}
+	kwargs, err := wire.Struct(spec.Kwargs)
+	if err != nil {
+		m.dropTracker(jid)
+		return nil, nil, nil, &InvalidTargetError{fmt.Errorf("keyword arguments: %w", err)}
+	}
+	var sent []string
+	for id, c := range live {
+		pj := &pb.Job{Jid: jid, Fun: spec.Fun, Args: args, Kwargs: kwargs, User: spec.User}
+		if prep := m.preparers[spec.Fun]; prep != nil {
+			c.mu.Lock()
+			grains := c.grains
+			c.mu.Unlock()
+			if err := prep(ctx, id, grains, pj); err != nil {
+				// The minion never sees a job it cannot run; its return
+				// says why, like a render error in Salt's highstate.
+				m.recordReturn(id, &pb.Return{Jid: jid, Id: id, Fun: spec.Fun, Success: false, Retcode: 1,
+					Error: err.Error(), Ret: mustValue([]any{err.Error()})})
+				continue
+			}
+		}
+		c.mu.Lock()
+		c.outstanding[jid] = struct{}{}
+		c.mu.Unlock()
+		if !c.enqueue(&pb.MasterMessage{Msg: &pb.MasterMessage_Job{Job: pj}}) {
+			c.mu.Lock()
+			delete(c.outstanding, jid)
+			c.mu.Unlock()
+			m.log.Warn("job not delivered: minion stream full or closing", "jid", jid, "id", id)
+			continue
+		}
+		sent = append(sent, id)
+	}
+	sort.Strings(sent)
+	return started, sent, tr, nil
+}
+
+func mustValue(v any) *structpb.Value {
+	pv, _ := wire.Value(v)
+	return pv
+}
+
+func (m *Master) dropTracker(jid string) {
+	m.mu.Lock()
+	delete(m.trackers, jid)
+	m.mu.Unlock()
+}
+
+// Publish runs a job and waits for its returns or the timeout. onEvent,
+// when set, sees the job start and each return as it arrives.
+func (m *Master) Publish(ctx context.Context, spec PublishSpec, onEvent func(*pb.PublishEvent)) (*JobResult, error) {
+	started, _, tr, err := m.start(ctx, spec)
+	if err != nil {
+		return nil, err
+	}
+	defer m.dropTracker(started.Jid)
+	if onEvent != nil {
+		onEvent(&pb.PublishEvent{Ev: &pb.PublishEvent_Started{Started: started}})
+	}
+	res := &JobResult{JID: started.Jid, Targeted: started.Targeted, Offline: started.Offline, Returns: map[string]*pb.Return{}}
+	offline := map[string]bool{}
+	for _, id := range started.Offline {
+		offline[id] = true
+	}
+	want := len(started.Targeted) - len(started.Offline)
+	timeout := spec.Timeout
+	if timeout <= 0 {
+		timeout = DefaultTimeout
+	}
+	timer := time.NewTimer(timeout)
+	defer timer.Stop()
+	for len(res.Returns) < want {
+		select {
+		case r := <-tr.returns:
+			if _, dup := res.Returns[r.GetId()]; dup {
+				continue
+			}
+			res.Returns[r.GetId()] = r
+			if onEvent != nil {
+				onEvent(&pb.PublishEvent{Ev: &pb.PublishEvent_Ret{Ret: r}})
+			}
+		case <-timer.C:
+			goto done
+		case <-ctx.Done():
+			goto done
+		}
+	}
+done:
+	for _, id := range started.Targeted {
+		if _, ok := res.Returns[id]; !ok && !offline[id] {
+			res.Missing = append(res.Missing, id)
+		}
+	}
+	if len(res.Missing) > 0 {
+		m.metrics.jobTimedOut()
+	}
+	m.metrics.jobFinished()
+	if onEvent != nil {
+		onEvent(&pb.PublishEvent{Ev: &pb.PublishEvent_Done{Done: &pb.JobDone{Jid: res.JID, Missing: res.Missing, Offline: res.Offline}}})
+	}
+	return res, nil
+}
+
+// PublishAsync starts a job without waiting (the reactor's local client).
+// Returns still land in the job cache and on the bus.
+func (m *Master) PublishAsync(ctx context.Context, tgt, tgtType, fun string, args []any, kwargs map[string]any, user string) (string, error) {
+	started, _, _, err := m.start(ctx, PublishSpec{Target: tgt, TgtType: tgtType, Fun: fun, Args: args, Kwargs: kwargs, User: user})
+	if err != nil {
+		return "", err
+	}
+	m.dropTracker(started.Jid)
+	return started.Jid, nil
+}
+
+// handleReturn accepts a return only for a job this minion was sent: a
+// minion cannot forge returns for other minions or other jobs.
+func (m *Master) handleReturn(c *conn, r *pb.Return) {
+	c.mu.Lock()
+	_, ok := c.outstanding[r.GetJid()]
+	delete(c.outstanding, r.GetJid())
+	c.mu.Unlock()
+	if !ok {
+		m.log.Warn("return for a job this minion was not sent", "id", c.id, "jid", r.GetJid())
+		return
+	}
+	r.Id = c.id
+	m.recordReturn(c.id, r)
+}
+
+func (m *Master) recordReturn(id string, r *pb.Return) {
+	ret := wire.Any(r.GetRet())
+	if err := m.jobs.AddReturn(context.Background(), job.Return{JID: r.GetJid(), MinionID: id, Fun: r.GetFun(), Return: ret,
+		Success: r.GetSuccess(), Retcode: int(r.GetRetcode()), Error: r.GetError(), Time: time.Now().UTC(), DurationMs: r.GetDurationMs()}); err != nil {
+		m.log.Error("job cache return", "jid", r.GetJid(), "id", id, "err", err)
+	}
+	m.publish("job/"+r.GetJid()+"/ret/"+id, map[string]any{"jid": r.GetJid(), "id": id, "fun": r.GetFun(), "return": ret,
+		"success": r.GetSuccess(), "retcode": r.GetRetcode(), "error": r.GetError()})
+	m.metrics.returned(r.GetSuccess() && r.GetError() == "")
+	m.mu.Lock()
+	tr := m.trackers[r.GetJid()]
+	m.mu.Unlock()
+	if tr != nil {
+		select {
+		case tr.returns <- r:
+		default:
+		}
+	}
+}

@@ -1,0 +1,137 @@
+package minion
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"google.golang.org/protobuf/types/known/structpb"
+
+	"github.com/brine-cm/brine/pkg/exec"
+	"github.com/brine-cm/brine/pkg/wire"
+	pb "github.com/brine-cm/brine/proto/brinev1"
+)
+
+// jobFailure lets a function report a return value together with failure
+// (a state run with a failed state returns its results and retcode 2).
+type jobFailure struct {
+	ret     any
+	retcode int
+}
+
+func (m *Minion) runJob(ctx context.Context, j *pb.Job) {
+	timeout := time.Duration(j.GetTimeoutMs()) * time.Millisecond
+	if timeout <= 0 {
+		timeout = time.Duration(m.cfg.JobTimeout * float64(time.Second))
+	}
+	jctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
+	defer cancel()
+	start := time.Now()
+	kwargs := wire.Map(j.GetKwargs())
+	kwargs["__jid__"] = j.GetJid()
+	ret, err := m.exec.Call(jctx, m.env, j.GetFun(), wire.Args(j.GetArgs()), kwargs)
+	r := &pb.Return{Jid: j.GetJid(), Id: m.cfg.ID, Fun: j.GetFun(), DurationMs: time.Since(start).Milliseconds(), Success: true}
+	if f, ok := ret.(jobFailure); ok {
+		ret = f.ret
+		r.Success = f.retcode == 0
+		r.Retcode = int32(f.retcode)
+	}
+	if err != nil {
+		r.Success = false
+		r.Retcode = 1
+		msg := err.Error()
+		if errors.Is(jctx.Err(), context.DeadlineExceeded) {
+			msg = fmt.Sprintf("%s: timed out after %s: %v", j.GetFun(), timeout, err)
+		}
+		r.Error = msg
+		ret = msg
+	}
+	v, verr := wire.Value(ret)
+	if verr != nil {
+		r.Success, r.Retcode = false, 1
+		r.Error = fmt.Sprintf("%s: return value cannot be sent: %v", j.GetFun(), verr)
+		v, _ = wire.Value(r.Error)
+	}
+	r.Ret = v
+	m.send(&pb.MinionMessage{Msg: &pb.MinionMessage_Ret{Ret: r}})
+}
+
+// masterCaller is how execution functions reach the master.
+type masterCaller struct{ m *Minion }
+
+func (c masterCaller) Call(ctx context.Context, fun string, args []any, kwargs map[string]any) (any, error) {
+	m := c.m
+	a, err := wire.List(args)
+	if err != nil {
+		return nil, err
+	}
+	clean := map[string]any{}
+	for k, v := range kwargs {
+		if len(k) < 2 || k[:2] != "__" {
+			clean[k] = v
+		}
+	}
+	kw, err := wire.Struct(clean)
+	if err != nil {
+		return nil, err
+	}
+	id := strconv.FormatUint(m.callSeq.Add(1), 10)
+	ch := make(chan *pb.MasterCallReply, 1)
+	m.mu.Lock()
+	m.calls[id] = ch
+	m.mu.Unlock()
+	defer func() {
+		m.mu.Lock()
+		delete(m.calls, id)
+		m.mu.Unlock()
+	}()
+	if !m.send(&pb.MinionMessage{Msg: &pb.MinionMessage_Call{Call: &pb.MasterCall{CallId: id, Fun: fun, Args: a, Kwargs: kw}}}) {
+		return nil, fmt.Errorf("%s: not connected to the master", fun)
+	}
+	select {
+	case r, ok := <-ch:
+		if !ok {
+			return nil, fmt.Errorf("%s: connection to the master lost", fun)
+		}
+		if r.GetError() != "" {
+			return nil, fmt.Errorf("%s: %s", fun, r.GetError())
+		}
+		return wire.Any(r.GetRet()), nil
+	case <-ctx.Done():
+		return nil, fmt.Errorf("%s: %w", fun, ctx.Err())
+	}
+}
+
+func (c masterCaller) SendEvent(ctx context.Context, tag string, data map[string]any) error {
+	d, err := wire.Struct(data)
+	if err != nil {
+		return fmt.Errorf("event %s: %w", tag, err)
+	}
+	if !c.m.send(&pb.MinionMessage{Msg: &pb.MinionMessage_Event{Event: &pb.Event{Tag: tag, Data: d, TimeUnixNano: time.Now().UnixNano()}}}) {
+		return fmt.Errorf("event %s: not connected to the master", tag)
+	}
+	return nil
+}
+
+var _ exec.MasterCaller = masterCaller{}
+
+func (m *Minion) runForMine(ctx context.Context, fun string, args []any, kwargs map[string]any) (any, error) {
+	return m.exec.Call(ctx, m.env, fun, args, kwargs)
+}
+
+func (m *Minion) publishMine(ctx context.Context, data map[string]any, removed []string, replace bool) error {
+	u := &pb.MineUpdate{Data: map[string]*structpb.Value{}, Removed: removed, Replace: replace}
+	for k, v := range data {
+		pv, err := wire.Value(v)
+		if err != nil {
+			return fmt.Errorf("mine %s: %w", k, err)
+		}
+		u.Data[k] = pv
+	}
+	if !m.send(&pb.MinionMessage{Msg: &pb.MinionMessage_Mine{Mine: u}}) {
+		return errors.New("mine update: not connected to the master")
+	}
+	return nil
+}

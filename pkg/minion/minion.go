@@ -1,0 +1,448 @@
+// Package minion is brine-minion: it keeps one authenticated stream to its
+// master, runs the jobs it is sent, publishes its mine, and reconnects
+// forever with backoff and jitter when the master goes away.
+package minion
+
+import (
+	"context"
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/keepalive"
+
+	"github.com/brine-cm/brine/pkg/config"
+	"github.com/brine-cm/brine/pkg/exec"
+	"github.com/brine-cm/brine/pkg/grains"
+	"github.com/brine-cm/brine/pkg/mine"
+	"github.com/brine-cm/brine/pkg/pki"
+	"github.com/brine-cm/brine/pkg/wire"
+	pb "github.com/brine-cm/brine/proto/brinev1"
+)
+
+// Version is sent in Hello and returned by test.version.
+const Version = "0.1.0"
+
+var (
+	errReconnectNow = errors.New("reconnect now")
+	errKeyRefused   = errors.New("key refused by master")
+)
+
+// Minion is one running brine-minion.
+type Minion struct {
+	cfg  config.Minion
+	log  *slog.Logger
+	priv ed25519.PrivateKey
+	exec *exec.Registry
+	env  *exec.Env
+
+	pinMu sync.Mutex
+
+	grainsMu sync.RWMutex
+	grains   map[string]any
+
+	mine      *mine.Scheduler
+	localMine []mine.FuncSpec
+
+	mu      sync.Mutex
+	sendCh  chan *pb.MinionMessage // current session's outbound queue; nil when down
+	calls   map[string]chan *pb.MasterCallReply
+	callSeq atomic.Uint64
+	// outbox holds returns finished while the master was unreachable;
+	// they are sent first after the next connect, so nothing is lost.
+	outbox []*pb.MinionMessage
+
+	connected atomic.Bool
+	// State of the key as the master last said (for tests and logs).
+	keyState atomic.Value
+	// OnConnect, when set, is called after each accepted connect.
+	OnConnect func()
+}
+
+// New prepares a minion: loads (or creates) its key, computes grains.
+func New(cfg config.Minion, log *slog.Logger) (*Minion, error) {
+	if log == nil {
+		log = slog.Default()
+	}
+	if cfg.ID == "" {
+		h, err := os.Hostname()
+		if err != nil {
+			return nil, fmt.Errorf("minion id: %w", err)
+		}
+		cfg.ID = h
+	}
+	if err := pki.ValidateID(cfg.ID); err != nil {
+		return nil, fmt.Errorf("minion id: %w", err)
+	}
+	if len(cfg.Master) == 0 {
+		return nil, errors.New("minion config: no master")
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("data_dir %s: %w", cfg.DataDir, err)
+	}
+	priv, err := pki.LoadOrCreateEd25519(filepath.Join(cfg.DataDir, "pki", "minion.key"))
+	if err != nil {
+		return nil, err
+	}
+	m := &Minion{cfg: cfg, log: log.With("minion", cfg.ID), priv: priv, calls: map[string]chan *pb.MasterCallReply{}}
+	m.keyState.Store("")
+	if err := m.refreshGrains(context.Background()); err != nil {
+		return nil, err
+	}
+	m.exec = exec.NewRegistry()
+	m.env = &exec.Env{ID: cfg.ID, Grains: m.Grains, Master: masterCaller{m}, Logger: m.log}
+	m.registerFunctions()
+	specs, err := mine.ParseFunctions(cfg.MineFunctions)
+	if err != nil {
+		return nil, fmt.Errorf("minion config mine_functions: %w", err)
+	}
+	m.localMine = specs
+	interval := time.Duration(cfg.MineInterval * float64(time.Minute))
+	m.mine = mine.NewScheduler(specs, m.runForMine, m.publishMine, interval, m.log)
+	if cfg.MineChangePoll > 0 {
+		m.mine.ChangePoll = time.Duration(cfg.MineChangePoll * float64(time.Second))
+	}
+	return m, nil
+}
+
+// ID is the minion id.
+func (m *Minion) ID() string { return m.cfg.ID }
+
+// PublicKey is the minion's identity key.
+func (m *Minion) PublicKey() ed25519.PublicKey { return m.priv.Public().(ed25519.PublicKey) }
+
+// Connected reports whether an accepted stream is up.
+func (m *Minion) Connected() bool { return m.connected.Load() }
+
+// KeyState is what the master last said of this minion's key.
+func (m *Minion) KeyState() string { return m.keyState.Load().(string) }
+
+// Grains returns the current grains (core merged with static).
+func (m *Minion) Grains() map[string]any {
+	m.grainsMu.RLock()
+	defer m.grainsMu.RUnlock()
+	return m.grains
+}
+
+func (m *Minion) refreshGrains(ctx context.Context) error {
+	core, err := grains.Core(ctx)
+	if err != nil {
+		return fmt.Errorf("grains: %w", err)
+	}
+	g := grains.Merge(core, m.cfg.Grains)
+	g["id"] = m.cfg.ID
+	m.grainsMu.Lock()
+	m.grains = g
+	m.grainsMu.Unlock()
+	return nil
+}
+
+// Run connects and serves until ctx ends, reconnecting with exponential
+// backoff and jitter, failing over through the master list in order.
+func (m *Minion) Run(ctx context.Context) error {
+	go func() {
+		if err := m.mine.Run(ctx); err != nil && ctx.Err() == nil {
+			m.log.Error("mine scheduler stopped", "err", err)
+		}
+	}()
+	base := time.Duration(m.cfg.ReconDefault * float64(time.Millisecond))
+	maxDelay := time.Duration(m.cfg.ReconMax * float64(time.Millisecond))
+	if base <= 0 {
+		base = time.Second
+	}
+	if maxDelay < base {
+		maxDelay = base
+	}
+	delay := base
+	idx := 0
+	for {
+		addr := m.masterAddr(idx)
+		began := time.Now()
+		err := m.session(ctx, addr)
+		if ctx.Err() != nil {
+			return nil
+		}
+		var wait time.Duration
+		switch {
+		case errors.Is(err, errReconnectNow):
+			wait = 0
+		case errors.Is(err, errKeyRefused):
+			wait = time.Duration(m.cfg.AcceptanceWaitTime * float64(time.Second))
+		default:
+			if time.Since(began) > 30*time.Second {
+				delay = base // it was a working connection: start over
+			}
+			// Full jitter keeps a fleet from reconnecting in lockstep
+			// after a master restart.
+			wait = delay/2 + time.Duration(rand.Int64N(int64(delay/2)+1))
+			delay *= 2
+			if delay > maxDelay {
+				delay = maxDelay
+			}
+			idx++ // fail over to the next master, if any
+		}
+		m.log.Info("disconnected from master", "master", addr, "err", err, "retry_in", wait.Round(time.Millisecond))
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(wait):
+		}
+	}
+}
+
+func (m *Minion) masterAddr(i int) string {
+	a := m.cfg.Master[i%len(m.cfg.Master)]
+	if _, _, err := net.SplitHostPort(a); err != nil {
+		port := m.cfg.MasterPort
+		if port == 0 {
+			port = 4506
+		}
+		return net.JoinHostPort(a, strconv.Itoa(port))
+	}
+	return a
+}
+
+// session is one connection's life: handshake, then serve jobs until the
+// stream breaks.
+func (m *Minion) session(ctx context.Context, addr string) error {
+	creds := newCaptureCreds(m.pinningTLS(addr))
+	cc, err := grpc.NewClient("passthrough:///"+addr,
+		grpc.WithTransportCredentials(creds),
+		grpc.WithReadBufferSize(0),
+		grpc.WithWriteBufferSize(16*1024),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64<<20), grpc.MaxCallSendMsgSize(64<<20)),
+		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 10 * time.Second, Timeout: 5 * time.Second, PermitWithoutStream: true}),
+	)
+	if err != nil {
+		return fmt.Errorf("dial %s: %w", addr, err)
+	}
+	defer cc.Close()
+	sctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stream, err := pb.NewMinionLinkClient(cc).Connect(sctx)
+	if err != nil {
+		return fmt.Errorf("connect %s: %w", addr, err)
+	}
+	g, err := wire.Struct(m.Grains())
+	if err != nil {
+		return fmt.Errorf("grains: %w", err)
+	}
+	if err := stream.Send(&pb.MinionMessage{Msg: &pb.MinionMessage_Hello{Hello: &pb.Hello{
+		Id: m.cfg.ID, PublicKey: m.PublicKey(), Grains: g, Version: Version, AutosignToken: m.cfg.AutosignToken,
+	}}}); err != nil {
+		return fmt.Errorf("hello: %w", err)
+	}
+	msg, err := stream.Recv()
+	if err != nil {
+		return fmt.Errorf("handshake: %w", err)
+	}
+	ch := msg.GetChallenge()
+	if ch == nil || len(ch.GetNonce()) < 16 {
+		return errors.New("handshake: master sent no challenge")
+	}
+	exporter, err := pki.Exporter(creds.connState())
+	if err != nil {
+		return err
+	}
+	sig := ed25519.Sign(m.priv, pki.AuthTranscript(m.cfg.ID, ch.GetNonce(), exporter))
+	if err := stream.Send(&pb.MinionMessage{Msg: &pb.MinionMessage_Proof{Proof: &pb.Proof{Signature: sig}}}); err != nil {
+		return fmt.Errorf("proof: %w", err)
+	}
+	for {
+		msg, err = stream.Recv()
+		if err != nil {
+			return fmt.Errorf("handshake: %w", err)
+		}
+		w := msg.GetWelcome()
+		if w == nil {
+			return errors.New("handshake: expected welcome")
+		}
+		m.keyState.Store(w.GetKeyState())
+		switch w.GetKeyState() {
+		case "accepted":
+			return m.serve(sctx, stream, w)
+		case "pending":
+			m.log.Info("key pending acceptance on the master", "finger", pki.Fingerprint(m.PublicKey()))
+			// The master keeps the stream and sends "accepted" when an
+			// operator accepts the key.
+			msg, err = stream.Recv()
+			if err != nil {
+				return fmt.Errorf("waiting for key acceptance: %w", err)
+			}
+			if w2 := msg.GetWelcome(); w2 != nil && w2.GetKeyState() == "accepted" {
+				m.keyState.Store("accepted")
+				m.log.Info("key accepted")
+				return errReconnectNow
+			}
+			return errors.New("unexpected message while pending")
+		default:
+			m.log.Error("master refused this minion's key", "key_state", w.GetKeyState(), "finger", pki.Fingerprint(m.PublicKey()))
+			return fmt.Errorf("%w: %s", errKeyRefused, w.GetKeyState())
+		}
+	}
+}
+
+func (m *Minion) serve(ctx context.Context, stream pb.MinionLink_ConnectClient, w *pb.Welcome) error {
+	m.applyPushedConfig(wire.Map(w.GetConfig()))
+	sendCh := make(chan *pb.MinionMessage, 1024)
+	m.mu.Lock()
+	m.sendCh = sendCh
+	backlog := m.outbox
+	m.outbox = nil
+	m.mu.Unlock()
+	m.connected.Store(true)
+	defer func() {
+		m.connected.Store(false)
+		m.mu.Lock()
+		m.sendCh = nil
+		// Anything still queued is kept for the next connection.
+		for {
+			select {
+			case msg := <-sendCh:
+				if msg.GetRet() != nil {
+					m.outbox = append(m.outbox, msg)
+				}
+				continue
+			default:
+			}
+			break
+		}
+		for id, ch := range m.calls {
+			close(ch)
+			delete(m.calls, id)
+		}
+		m.mu.Unlock()
+	}()
+	m.log.Info("connected to master")
+
+	sendErr := make(chan error, 1)
+	go func() {
+		for _, msg := range backlog {
+			if err := stream.Send(msg); err != nil {
+				m.mu.Lock()
+				m.outbox = append(m.outbox, msg)
+				m.mu.Unlock()
+				sendErr <- err
+				return
+			}
+		}
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case msg := <-sendCh:
+				if err := stream.Send(msg); err != nil {
+					if msg.GetRet() != nil {
+						m.mu.Lock()
+						m.outbox = append(m.outbox, msg)
+						m.mu.Unlock()
+					}
+					sendErr <- err
+					return
+				}
+			}
+		}
+	}()
+	// A fresh connection re-publishes the whole mine: the master may have
+	// restarted or flushed it meanwhile.
+	go func() {
+		if err := m.mine.Refresh(ctx, true); err != nil && ctx.Err() == nil {
+			m.log.Warn("mine refresh after connect", "err", err)
+		}
+	}()
+	if m.OnConnect != nil {
+		m.OnConnect()
+	}
+	recvErr := make(chan error, 1)
+	go func() {
+		for {
+			msg, err := stream.Recv()
+			if err != nil {
+				recvErr <- err
+				return
+			}
+			switch x := msg.Msg.(type) {
+			case *pb.MasterMessage_Job:
+				go m.runJob(ctx, x.Job)
+			case *pb.MasterMessage_CallReply:
+				m.mu.Lock()
+				ch := m.calls[x.CallReply.GetCallId()]
+				delete(m.calls, x.CallReply.GetCallId())
+				m.mu.Unlock()
+				if ch != nil {
+					ch <- x.CallReply
+				}
+			case *pb.MasterMessage_Ping:
+				m.send(&pb.MinionMessage{Msg: &pb.MinionMessage_Pong{Pong: &pb.Pong{Seq: x.Ping.GetSeq()}}})
+			}
+		}
+	}()
+	select {
+	case err := <-recvErr:
+		return err
+	case err := <-sendErr:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// send queues a message on the current stream; false when disconnected.
+// Returns are kept in the outbox instead of being dropped.
+func (m *Minion) send(msg *pb.MinionMessage) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.sendCh == nil {
+		if msg.GetRet() != nil {
+			m.outbox = append(m.outbox, msg)
+		}
+		return false
+	}
+	select {
+	case m.sendCh <- msg:
+		return true
+	default:
+		if msg.GetRet() != nil {
+			m.outbox = append(m.outbox, msg)
+		}
+		return false
+	}
+}
+
+func (m *Minion) applyPushedConfig(cfg map[string]any) {
+	if v, ok := cfg["mine_functions"]; ok && v != nil {
+		pushed, err := mine.ParseFunctions(v)
+		if err != nil {
+			m.log.Warn("master-pushed mine_functions ignored", "err", err)
+		} else {
+			// The minion's own entries win over the master's.
+			byName := map[string]mine.FuncSpec{}
+			var order []string
+			for _, s := range pushed {
+				byName[s.Name] = s
+				order = append(order, s.Name)
+			}
+			for _, s := range m.localMine {
+				if _, ok := byName[s.Name]; !ok {
+					order = append(order, s.Name)
+				}
+				byName[s.Name] = s
+			}
+			specs := make([]mine.FuncSpec, 0, len(order))
+			for _, n := range order {
+				specs = append(specs, byName[n])
+			}
+			m.mine.SetSpecs(specs)
+		}
+	}
+}

@@ -1,0 +1,100 @@
+package minion
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+
+	"google.golang.org/grpc/credentials"
+
+	"github.com/brine-cm/brine/pkg/pki"
+)
+
+// pinningTLS verifies the master by fingerprint rather than by CA: the
+// configured master_finger when set, else the fingerprint pinned on first
+// contact with that address (Salt's minion_master.pub, by another name).
+func (m *Minion) pinningTLS(addr string) *tls.Config {
+	return &tls.Config{
+		MinVersion:         tls.VersionTLS13,
+		InsecureSkipVerify: true, // replaced by VerifyPeerCertificate's pin check
+		VerifyPeerCertificate: func(raw [][]byte, _ [][]*x509.Certificate) error {
+			if len(raw) == 0 {
+				return errors.New("master sent no certificate")
+			}
+			got := pki.CertFingerprint(raw[0])
+			if want := m.cfg.MasterFinger; want != "" {
+				if pki.NormalizeFinger(want) != got {
+					return fmt.Errorf("master %s: certificate fingerprint %s does not match master_finger %s", addr, got, pki.NormalizeFinger(want))
+				}
+				return nil
+			}
+			return m.checkPin(addr, got)
+		},
+	}
+}
+
+func (m *Minion) pinPath(addr string) string {
+	safe := strings.NewReplacer("/", "_", ":", "_", "[", "", "]", "").Replace(addr)
+	return filepath.Join(m.cfg.DataDir, "pki", "masters", safe+".finger")
+}
+
+func (m *Minion) checkPin(addr, got string) error {
+	m.pinMu.Lock()
+	defer m.pinMu.Unlock()
+	p := m.pinPath(addr)
+	b, err := os.ReadFile(p)
+	if err == nil {
+		if want := strings.TrimSpace(string(b)); want != got {
+			return fmt.Errorf("master %s: certificate fingerprint %s differs from the one pinned in %s (%s); if the master was rebuilt, delete that file", addr, got, p, want)
+		}
+		return nil
+	}
+	if !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	m.log.Warn("trusting master on first use; set master_finger to verify it", "master", addr, "finger", got)
+	return pki.WriteFileAtomic(p, []byte(got+"\n"), 0o600)
+}
+
+// captureCreds remembers the TLS state of the connection it made, so the
+// minion can bind its proof of key possession to that connection.
+type captureCreds struct {
+	credentials.TransportCredentials
+	mu    *sync.Mutex
+	state **tls.ConnectionState
+}
+
+func newCaptureCreds(cfg *tls.Config) *captureCreds {
+	var st *tls.ConnectionState
+	return &captureCreds{TransportCredentials: credentials.NewTLS(cfg), mu: &sync.Mutex{}, state: &st}
+}
+
+func (c *captureCreds) ClientHandshake(ctx context.Context, authority string, raw net.Conn) (net.Conn, credentials.AuthInfo, error) {
+	conn, ai, err := c.TransportCredentials.ClientHandshake(ctx, authority, raw)
+	if err == nil {
+		if ti, ok := ai.(credentials.TLSInfo); ok {
+			st := ti.State
+			c.mu.Lock()
+			*c.state = &st
+			c.mu.Unlock()
+		}
+	}
+	return conn, ai, err
+}
+
+func (c *captureCreds) Clone() credentials.TransportCredentials {
+	return &captureCreds{TransportCredentials: c.TransportCredentials.Clone(), mu: c.mu, state: c.state}
+}
+
+func (c *captureCreds) connState() *tls.ConnectionState {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return *c.state
+}
