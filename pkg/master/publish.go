@@ -247,7 +247,7 @@ func (m *Master) handleReturn(c *conn, r *pb.Return) {
 	_, ok := c.outstanding[r.GetJid()]
 	delete(c.outstanding, r.GetJid())
 	c.mu.Unlock()
-	if !ok {
+	if !ok && !m.wasTargeted(r.GetJid(), c.id) {
 		m.log.Warn("return for a job this minion was not sent", "id", c.id, "jid", r.GetJid())
 		return
 	}
@@ -273,4 +273,25 @@ func (m *Master) recordReturn(id string, r *pb.Return) {
 		default:
 		}
 	}
+}
+
+// wasTargeted covers returns a minion finished while disconnected and sends
+// after reconnecting (a new stream, so no outstanding entry): the job cache
+// says whether the job was meant for it and whether it already returned.
+func (m *Master) wasTargeted(jid, id string) bool {
+	j, rets, err := m.jobs.Get(context.Background(), jid)
+	if err != nil {
+		return false
+	}
+	for _, r := range rets {
+		if r.MinionID == id {
+			return false
+		}
+	}
+	for _, t := range j.Minions {
+		if t == id {
+			return true
+		}
+	}
+	return false
 }
