@@ -20,6 +20,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc"
@@ -31,7 +32,10 @@ import (
 	"github.com/brine-cm/brine/pkg/job"
 	"github.com/brine-cm/brine/pkg/mine"
 	"github.com/brine-cm/brine/pkg/pki"
+	"github.com/brine-cm/brine/pkg/reactor"
 	"github.com/brine-cm/brine/pkg/registry"
+	"github.com/brine-cm/brine/pkg/state/render"
+	"github.com/brine-cm/brine/pkg/webhook"
 	pb "github.com/brine-cm/brine/proto/brinev1"
 )
 
@@ -64,6 +68,9 @@ type Master struct {
 	closers []func()
 
 	metrics    *metrics
+	tree       atomic.Pointer[render.Tree]
+	reactor    *reactor.Reactor
+	webhook    *webhook.Server
 	configPath string
 
 	minionSrv  *grpc.Server
@@ -156,6 +163,9 @@ func New(cfg config.Master, opts Options) (*Master, error) {
 		return nil, err
 	}
 	if err := m.setupStates(); err != nil {
+		return nil, err
+	}
+	if err := m.setupReactor(); err != nil {
 		return nil, err
 	}
 	return m, nil

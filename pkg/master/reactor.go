@@ -1,0 +1,145 @@
+package master
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"path/filepath"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/brine-cm/brine/pkg/config"
+	"github.com/brine-cm/brine/pkg/reactor"
+	"github.com/brine-cm/brine/pkg/webhook"
+)
+
+// setupReactor builds the reactor (always: it also owns the webhook's
+// durable spool) and the webhook server when configured.
+func (m *Master) setupReactor() error {
+	rules, err := reactor.ParseRules(m.cfg.Reactor)
+	if err != nil {
+		return fmt.Errorf("master config reactor: %w", err)
+	}
+	r, err := reactor.New(reactor.Config{
+		Rules: rules, Workers: m.cfg.ReactorWorkerThreads, QueueHighWater: m.cfg.ReactorWorkerHWM,
+		SpoolDir: filepath.Join(m.cfg.DataDir, "reactor"), Secrets: m.cfg.ReactorSecrets,
+		FileRoots: m.cfg.FileRoots["base"],
+	}, m.bus, m, m.log.With("component", "reactor"))
+	if err != nil {
+		return fmt.Errorf("reactor: %w", err)
+	}
+	m.reactor = r
+	m.runners["reactor.list"] = func(ctx context.Context, _ []any, _ map[string]any) (any, error) {
+		out := []any{}
+		for _, rule := range m.reactor.Rules() {
+			files := []any{}
+			for _, f := range rule.Files {
+				files = append(files, f)
+			}
+			out = append(out, map[string]any{"tag": rule.TagGlob, "files": files})
+		}
+		return out, nil
+	}
+	m.statusHooks["reactor"] = func() any {
+		st := m.reactor.Stats()
+		return map[string]any{"queue_depth": st.QueueDepth, "high_water": st.HighWater, "overflow": st.Overflow,
+			"spooled": st.Spooled, "reactions": st.Reactions, "bus_dropped": st.BusDropped}
+	}
+	m.metrics.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "brine_reactor_queue_depth", Help: "Reactions waiting for a worker."},
+		func() float64 { return float64(m.reactor.Stats().QueueDepth) }))
+	m.metrics.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "brine_reactor_overflow_total", Help: "Events not reacted to because the queue was at its high-water mark."},
+		func() float64 { return float64(m.reactor.Stats().Overflow) }))
+	for _, outcome := range []string{"started", "failed"} {
+		outcome := outcome
+		m.metrics.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "brine_reactions_total", Help: "Reactions by outcome.", ConstLabels: prometheus.Labels{"outcome": outcome}},
+			func() float64 { return float64(m.reactor.Stats().Reactions[outcome]) }))
+	}
+	if m.cfg.Webhook != nil && m.cfg.Webhook.Listen != "" {
+		hooks := map[string]webhook.HookRule{}
+		for glob, h := range m.cfg.Webhook.Hooks {
+			hooks[glob] = webhook.HookRule{GitHubSecretFile: h.GitHubSecretFile, AllowSHA1: h.AllowSHA1, BearerTokenFile: h.BearerTokenFile}
+		}
+		w := m.cfg.Webhook
+		srv, err := webhook.New(webhook.Config{
+			Listen: w.Listen, TLSCert: w.TLSCert, TLSKey: w.TLSKey, MaxBodyBytes: w.MaxBodyBytes, Hooks: hooks,
+			AllowUnauthenticated: w.AllowUnauthenticated, ReplayWindow: time.Duration(w.ReplayWindow * float64(time.Second)),
+			OnResult: func(result string) { m.metrics.webhook.WithLabelValues(result).Inc() },
+		}, r, m.bus, m.log.With("component", "webhook"))
+		if err != nil {
+			return fmt.Errorf("master config webhook: %w", err)
+		}
+		m.webhook = srv
+	}
+	return nil
+}
+
+func (m *Master) startReactor(ctx context.Context) {
+	go func() {
+		if err := m.reactor.Run(ctx); err != nil && ctx.Err() == nil {
+			m.log.Error("reactor stopped", "err", err)
+		}
+	}()
+	if m.webhook != nil {
+		go func() {
+			if err := m.webhook.ListenAndServe(ctx); err != nil && !errors.Is(err, http.ErrServerClosed) && ctx.Err() == nil {
+				m.log.Error("webhook stopped", "err", err)
+			}
+		}()
+	}
+	if m.cfg.MetricsListen != "" {
+		srv := &http.Server{Addr: m.cfg.MetricsListen, ReadHeaderTimeout: 5 * time.Second}
+		mux := http.NewServeMux()
+		mux.Handle("/metrics", m.MetricsHandler())
+		srv.Handler = mux
+		go func() {
+			if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				m.log.Error("metrics endpoint stopped", "err", err)
+			}
+		}()
+		m.closers = append(m.closers, func() { srv.Close() })
+	}
+}
+
+// WebhookAddr is the webhook's listening address once started ("" if off).
+func (m *Master) WebhookAddr() string {
+	if m.webhook == nil || m.webhook.Addr() == nil {
+		return ""
+	}
+	return m.webhook.Addr().String()
+}
+
+// Reload re-reads the config file (SIGHUP): reactor rules, file and pillar
+// roots, mine settings. Minion streams and the listeners are untouched; a
+// config that does not load leaves everything as it was.
+func (m *Master) Reload() error {
+	if m.configPath == "" {
+		return errors.New("reload: master was started without a config file")
+	}
+	cfg, err := config.LoadMaster(m.configPath, true)
+	if err != nil {
+		return fmt.Errorf("reload: %w", err)
+	}
+	rules, err := reactor.ParseRules(cfg.Reactor)
+	if err != nil {
+		return fmt.Errorf("reload: reactor: %w", err)
+	}
+	m.reactor.SetRules(rules)
+	m.mu.Lock()
+	m.cfg.FileRoots, m.cfg.PillarRoots = cfg.FileRoots, cfg.PillarRoots
+	m.cfg.MineFunctions, m.cfg.MineInterval = cfg.MineFunctions, cfg.MineInterval
+	m.mu.Unlock()
+	m.tree.Store(m.newTree())
+	m.log.Info("configuration reloaded", "reactor_rules", len(rules))
+	m.publish("brine/master/reload", map[string]any{"reactor_rules": len(rules)})
+	return nil
+}
+
+// Drain finishes running reactions before shutdown (SIGTERM).
+func (m *Master) Drain(ctx context.Context) error {
+	if m.reactor == nil {
+		return nil
+	}
+	return m.reactor.Drain(ctx)
+}
