@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -69,7 +70,12 @@ func main() {
 			for {
 				select {
 				case <-ctx.Done():
-					log.Info("shutting down")
+					log.Info("shutting down: draining reactions")
+					dctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+					if err := m.Drain(dctx); err != nil {
+						log.Warn("drain incomplete", "err", err)
+					}
+					cancel()
 					m.Stop()
 					return nil
 				case <-hup:
