@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"os"
 	"os/user"
@@ -124,9 +125,10 @@ func core(ctx context.Context, src source) (map[string]any, error) {
 		g["cpu_flags"] = flags
 	}
 
-	if id, err := readMachineID(src.root); err != nil {
+	// Many containers have no machine id; like Salt, leave the grain out.
+	if id, err := readMachineID(src.root); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		errs = append(errs, err)
-	} else {
+	} else if err == nil {
 		g["machine_id"] = id
 	}
 

@@ -212,12 +212,15 @@ func TestCoreReportsBrokenSources(t *testing.T) {
 	if err == nil {
 		t.Fatal("expected an error for the broken tree")
 	}
-	for _, want := range []string{filepath.Join(root, "etc/os-release") + ": os-release line 2", "memory:", "machine id:"} {
+	for _, want := range []string{filepath.Join(root, "etc/os-release") + ": os-release line 2", "memory:", "cpu:"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error %q does not mention %q", err, want)
 		}
 	}
 	// What could be read is still there.
+	if _, ok := g["machine_id"]; ok {
+		t.Error("machine_id set without a machine-id file")
+	}
 	if g["os"] != "Debian" || g["kernelrelease"] == "" {
 		t.Errorf("partial grains lost: os=%v kernelrelease=%v", g["os"], g["kernelrelease"])
 	}
