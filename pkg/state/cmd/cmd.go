@@ -120,7 +120,7 @@ func (s Spec) exec(ctx context.Context, command string) (Output, error) {
 	// waiting for them shortly after the shell itself exits.
 	cmd.WaitDelay = 2 * time.Second
 	if s.RunAs != "" {
-		cred, env, err := credential(s.RunAs)
+		cred, env, err := Credential(s.RunAs)
 		if err != nil {
 			return Output{}, err
 		}
@@ -161,9 +161,9 @@ func (s Spec) exec(ctx context.Context, command string) (Output, error) {
 	return out, nil
 }
 
-// credential resolves runas to uid, gid and supplementary groups, and the
-// environment su would set.
-func credential(name string) (*syscall.Credential, []string, error) {
+// Credential resolves a user name to uid, gid and supplementary groups, and
+// the HOME/USER/LOGNAME environment su would set (HOME first).
+func Credential(name string) (*syscall.Credential, []string, error) {
 	u, err := user.Lookup(name)
 	if err != nil {
 		return nil, nil, fmt.Errorf("runas %q: %w", name, err)
