@@ -1,0 +1,623 @@
+// Package reactor is Salt's reactor: rules map event tags to reactor SLS
+// files; for each matching event the files are rendered (Jinja, then
+// YAML) with the event's tag and data as context, and the resulting
+// reactions start jobs (local.*) or fire events (runner.event.send).
+//
+// Webhook events reach the reactor through Accept, which spools them to
+// disk before the sender is answered, so a deploy hook acknowledged with
+// 200 is reacted to even if the master dies a moment later. Other events
+// come from the bus and are reacted to at most once, as in Salt.
+package reactor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/brine-cm/brine/pkg/event"
+	"github.com/brine-cm/brine/pkg/jinja"
+	"github.com/brine-cm/brine/pkg/webhook"
+)
+
+// Events the reactor fires about itself.
+const (
+	TagStarted  = "reactor/started"
+	TagFailed   = "reactor/failed"
+	TagOverflow = "reactor/overflow"
+)
+
+// SpoolKey marks, in the data of an event Accept publishes to the bus,
+// the spool entry that owns it. The reactor's bus subscription skips
+// marked events: the spool already guarantees their reaction, and
+// reacting to the bus copy as well would run it twice. A forged marker
+// can only suppress a reaction, never cause one.
+const SpoolKey = "_brine_spool"
+
+// User is the job user recorded for jobs reactions start.
+const User = "reactor"
+
+// Defaults, named as Salt's master options.
+const (
+	DefaultWorkers           = 10     // reactor_worker_threads
+	DefaultQueueHighWater    = 10_000 // reactor_worker_hwm
+	DefaultDeliveryRetention = 7 * 24 * time.Hour
+	maxReactorFile           = 1 << 20
+	busBuffer                = 4096
+)
+
+// Local starts jobs for local.* reactions; the master implements it.
+type Local interface {
+	PublishAsync(ctx context.Context, tgt, tgtType, fun string, args []any, kwargs map[string]any, user string) (jid string, err error)
+}
+
+// Config configures a Reactor.
+type Config struct {
+	Rules          []Rule
+	Workers        int // reactor_worker_threads
+	QueueHighWater int // reactor_worker_hwm
+	// SpoolDir holds accepted webhook events until reacted to, and the
+	// delivery ids already reacted to.
+	SpoolDir string
+	// Secrets names secret files for salt['hook.verify_github'](data, name).
+	Secrets map[string]string
+	// FileRoots resolve salt:// reactor file paths (base environment).
+	FileRoots []string
+	// DeliveryRetention is how long reacted-to delivery ids are kept to
+	// refuse replays across restarts.
+	DeliveryRetention time.Duration
+}
+
+// Stats is a snapshot for metrics and `brinectl reactor status`.
+type Stats struct {
+	QueueDepth int
+	HighWater  int
+	// Overflow counts events not queued because the queue was full.
+	Overflow uint64
+	// BusDropped counts events the bus dropped for the reactor's
+	// subscription because it fell behind.
+	BusDropped uint64
+	// Spooled is the number of accepted events not yet reacted to.
+	Spooled int
+	// Reactions by outcome: "started" (job published or event sent),
+	// "failed" (render, parse or publish error).
+	Reactions map[string]uint64
+}
+
+type job struct {
+	tag      string
+	data     map[string]any
+	spoolID  string // "" for bus events
+	delivery string // delivery key, "" when none
+}
+
+// Reactor runs reactions. Accept may be called before Run; queued work
+// waits for Run.
+type Reactor struct {
+	cfg   Config
+	bus   event.Bus
+	local Local
+	log   *slog.Logger
+	spool *spool
+	rules atomic.Pointer[[]Rule]
+
+	queue    chan job
+	reserved atomic.Int64 // queued jobs plus slots being filled
+	active   atomic.Int64 // jobs being processed
+	draining atomic.Bool
+	stop     chan struct{} // closed when Drain finished or gave up
+	stopOnce sync.Once
+	running  atomic.Bool
+
+	mu       sync.Mutex
+	inQueue  map[string]bool   // spool ids queued in memory
+	inFlight map[string]string // delivery key -> spool id, until recorded
+	outcomes map[string]uint64
+
+	overflow     atomic.Uint64
+	lastOverflow atomic.Int64
+	sub          atomic.Pointer[event.Subscription]
+}
+
+// New opens the spool and returns a Reactor; it starts nothing.
+func New(cfg Config, bus event.Bus, local Local, log *slog.Logger) (*Reactor, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if local == nil {
+		return nil, errors.New("reactor: no Local to start jobs with")
+	}
+	if cfg.SpoolDir == "" {
+		return nil, errors.New("reactor: spool dir is not set")
+	}
+	if cfg.Workers <= 0 {
+		cfg.Workers = DefaultWorkers
+	}
+	if cfg.QueueHighWater <= 0 {
+		cfg.QueueHighWater = DefaultQueueHighWater
+	}
+	if cfg.DeliveryRetention <= 0 {
+		cfg.DeliveryRetention = DefaultDeliveryRetention
+	}
+	for name, p := range cfg.Secrets {
+		if _, err := webhook.ReadSecret(p); err != nil {
+			return nil, fmt.Errorf("reactor: secret %q: %w", name, err)
+		}
+	}
+	sp, err := openSpool(cfg.SpoolDir)
+	if err != nil {
+		return nil, err
+	}
+	r := &Reactor{
+		cfg: cfg, bus: bus, local: local, log: log, spool: sp,
+		queue:    make(chan job, cfg.QueueHighWater),
+		stop:     make(chan struct{}),
+		inQueue:  map[string]bool{},
+		inFlight: map[string]string{},
+		outcomes: map[string]uint64{},
+	}
+	r.SetRules(cfg.Rules)
+	return r, nil
+}
+
+// Rules returns the current rules.
+func (r *Reactor) Rules() []Rule {
+	return append([]Rule(nil), *r.rules.Load()...)
+}
+
+// SetRules replaces the rules (SIGHUP reload); events already queued are
+// matched against the rules current when a worker takes them.
+func (r *Reactor) SetRules(rules []Rule) {
+	cp := append([]Rule(nil), rules...)
+	r.rules.Store(&cp)
+}
+
+func (r *Reactor) matches(tag string) []string {
+	var files []string
+	for _, rl := range *r.rules.Load() {
+		if event.MatchTag(rl.TagGlob, tag) {
+			files = append(files, rl.Files...)
+		}
+	}
+	return files
+}
+
+// Stats returns a snapshot.
+func (r *Reactor) Stats() Stats {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	st := Stats{
+		QueueDepth: len(r.queue),
+		HighWater:  r.cfg.QueueHighWater,
+		Overflow:   r.overflow.Load(),
+		Spooled:    len(r.inQueue),
+		Reactions:  make(map[string]uint64, len(r.outcomes)),
+	}
+	if s := r.sub.Load(); s != nil {
+		st.BusDropped = s.Dropped()
+	}
+	for k, v := range r.outcomes {
+		st.Reactions[k] = v
+	}
+	return st
+}
+
+// tryReserve claims a queue slot, so that a send on r.queue never blocks.
+func (r *Reactor) tryReserve() bool {
+	if r.reserved.Add(1) > int64(r.cfg.QueueHighWater) {
+		r.reserved.Add(-1)
+		return false
+	}
+	return true
+}
+
+// Accept is the webhook's durable Sink: the event is on disk (fsynced)
+// and queued when it returns nil. A delivery id already accepted, or
+// already reacted to within DeliveryRetention, gives webhook.ErrReplayed.
+func (r *Reactor) Accept(ctx context.Context, tag string, data map[string]any, deliveryID string) error {
+	if r.draining.Load() {
+		return fmt.Errorf("reactor is draining: %w", webhook.ErrUnavailable)
+	}
+	key := ""
+	if deliveryID != "" {
+		key = deliveryKey(tag, deliveryID)
+		r.mu.Lock()
+		_, dup := r.inFlight[key]
+		if !dup {
+			dup = r.spool.isDelivered(key)
+		}
+		if !dup {
+			r.inFlight[key] = "" // reserved; the spool id follows
+		}
+		r.mu.Unlock()
+		if dup {
+			return fmt.Errorf("delivery %s: %w", deliveryID, webhook.ErrReplayed)
+		}
+	}
+	release := func() {
+		if key != "" {
+			r.mu.Lock()
+			delete(r.inFlight, key)
+			r.mu.Unlock()
+		}
+	}
+	if !r.tryReserve() {
+		release()
+		r.overflowed(ctx, tag)
+		return fmt.Errorf("reactor queue at high water (%d): %w", r.cfg.QueueHighWater, webhook.ErrUnavailable)
+	}
+	now := time.Now()
+	id := newID(now)
+	// Claim the id before the file exists, so a concurrent replay never
+	// queues it a second time.
+	r.mu.Lock()
+	r.inQueue[id] = true
+	if key != "" {
+		r.inFlight[key] = id
+	}
+	r.mu.Unlock()
+	if err := r.spool.write(id, tag, deliveryID, data, now); err != nil {
+		r.reserved.Add(-1)
+		r.mu.Lock()
+		delete(r.inQueue, id)
+		r.mu.Unlock()
+		release()
+		return err
+	}
+	r.queue <- job{tag: tag, data: data, spoolID: id, delivery: key}
+
+	if r.bus != nil {
+		marked := make(map[string]any, len(data)+1)
+		for k, v := range data {
+			marked[k] = v
+		}
+		marked[SpoolKey] = id
+		if err := r.bus.Publish(ctx, tag, marked); err != nil {
+			r.log.Warn("publishing accepted event", "tag", tag, "err", err)
+		}
+	}
+	return nil
+}
+
+func (r *Reactor) overflowed(ctx context.Context, tag string) {
+	n := r.overflow.Add(1)
+	now := time.Now().UnixNano()
+	last := r.lastOverflow.Load()
+	// One event and log line per second at most: an overloaded reactor
+	// must not also flood the bus, but it must never be silent.
+	if now-last < int64(time.Second) || !r.lastOverflow.CompareAndSwap(last, now) {
+		return
+	}
+	r.log.Warn("reactor queue full, event not reacted to", "tag", tag, "overflow_total", n, "high_water", r.cfg.QueueHighWater)
+	r.fire(ctx, TagOverflow, map[string]any{"tag": tag, "overflow": n, "high_water": r.cfg.QueueHighWater})
+}
+
+func (r *Reactor) fire(ctx context.Context, tag string, data map[string]any) {
+	if r.bus == nil {
+		return
+	}
+	if err := r.bus.Publish(context.WithoutCancel(ctx), tag, data); err != nil {
+		r.log.Warn("firing reactor event", "tag", tag, "err", err)
+	}
+}
+
+// Run reacts until ctx is cancelled or Drain completes. It replays the
+// spool first-in first-out, subscribes to the bus and runs Workers
+// workers. Cancelling ctx abandons queued work: spooled events stay on
+// disk for the next start.
+func (r *Reactor) Run(ctx context.Context) error {
+	if !r.running.CompareAndSwap(false, true) {
+		return errors.New("reactor: already running")
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	if n, err := r.spool.prune(time.Now().Add(-r.cfg.DeliveryRetention)); err != nil {
+		r.log.Warn("pruning delivery ids", "err", err)
+	} else if n > 0 {
+		r.log.Info("forgot old delivery ids", "count", n)
+	}
+
+	var wg sync.WaitGroup
+	for i := 0; i < r.cfg.Workers; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r.work(ctx)
+		}()
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		r.replay(ctx)
+	}()
+	if r.bus != nil {
+		sub := r.bus.Subscribe("*", busBuffer)
+		r.sub.Store(sub)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r.dispatch(ctx, sub)
+		}()
+		defer sub.Close()
+	}
+	select {
+	case <-ctx.Done():
+	case <-r.stop:
+	}
+	cancel()
+	if s := r.sub.Load(); s != nil {
+		s.Close()
+	}
+	wg.Wait()
+	return nil
+}
+
+// replay queues spool entries left by an earlier process (or accepted
+// before Run), waiting for queue room rather than overflowing.
+func (r *Reactor) replay(ctx context.Context) {
+	ids, temps, err := r.spool.list()
+	if err != nil {
+		r.log.Error("reading reactor spool", "err", err)
+		return
+	}
+	r.mu.Lock()
+	for _, id := range temps {
+		// Accept claims an id before creating its temp file, so an
+		// unclaimed temp file belongs to a write that died unacknowledged.
+		if !r.inQueue[id] {
+			r.spool.removeTemp(id)
+		}
+	}
+	r.mu.Unlock()
+	for _, id := range ids {
+		r.mu.Lock()
+		queued := r.inQueue[id]
+		r.mu.Unlock()
+		if queued {
+			continue
+		}
+		rec, data, err := r.spool.read(id)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue // reacted to meanwhile by a job Accept queued
+		}
+		if err != nil {
+			r.log.Error("unreadable spool entry, quarantined", "id", id, "err", err)
+			r.fire(ctx, TagFailed, map[string]any{"tag": rec.Tag, "file": "", "error": err.Error()})
+			if qerr := r.spool.quarantine(id); qerr != nil {
+				r.log.Error("quarantining spool entry", "id", id, "err", qerr)
+			}
+			continue
+		}
+		key := ""
+		if rec.Delivery != "" {
+			key = deliveryKey(rec.Tag, rec.Delivery)
+		}
+		for !r.tryReserve() {
+			select {
+			case <-ctx.Done():
+				return
+			case <-r.stop:
+				return
+			case <-time.After(10 * time.Millisecond):
+			}
+		}
+		r.mu.Lock()
+		r.inQueue[id] = true
+		if key != "" {
+			r.inFlight[key] = id
+		}
+		r.mu.Unlock()
+		r.queue <- job{tag: rec.Tag, data: data, spoolID: id, delivery: key}
+	}
+	if len(ids) > 0 {
+		r.log.Info("replayed reactor spool", "entries", len(ids))
+	}
+}
+
+// dispatch queues bus events that match a rule, dropping (and counting)
+// when the queue is at its high-water mark: the bus must never block.
+func (r *Reactor) dispatch(ctx context.Context, sub *event.Subscription) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case ev, ok := <-sub.C:
+			if !ok {
+				return
+			}
+			if _, spooled := ev.Data[SpoolKey]; spooled || r.draining.Load() {
+				continue
+			}
+			if len(r.matches(ev.Tag)) == 0 {
+				continue
+			}
+			if !r.tryReserve() {
+				r.overflowed(ctx, ev.Tag)
+				continue
+			}
+			r.queue <- job{tag: ev.Tag, data: ev.Data}
+		}
+	}
+}
+
+func (r *Reactor) work(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-r.stop:
+			return
+		case j := <-r.queue:
+			r.active.Add(1)
+			r.reserved.Add(-1)
+			r.process(ctx, j)
+			r.active.Add(-1)
+		}
+	}
+}
+
+func (r *Reactor) process(ctx context.Context, j job) {
+	for _, file := range r.matches(j.tag) {
+		if ctx.Err() != nil {
+			break
+		}
+		r.runFile(ctx, j, file)
+	}
+	if j.spoolID == "" {
+		return
+	}
+	if ctx.Err() != nil {
+		// Shutting down mid-way: keep the entry for the next start.
+		r.mu.Lock()
+		delete(r.inQueue, j.spoolID)
+		if j.delivery != "" {
+			delete(r.inFlight, j.delivery)
+		}
+		r.mu.Unlock()
+		return
+	}
+	if err := r.spool.done(j.spoolID, j.delivery); err != nil {
+		r.log.Error("recording reacted event", "tag", j.tag, "err", err)
+	}
+	r.mu.Lock()
+	delete(r.inQueue, j.spoolID)
+	if j.delivery != "" {
+		delete(r.inFlight, j.delivery)
+	}
+	r.mu.Unlock()
+}
+
+func (r *Reactor) outcome(o string) {
+	r.mu.Lock()
+	r.outcomes[o]++
+	r.mu.Unlock()
+}
+
+func (r *Reactor) runFile(ctx context.Context, j job, file string) {
+	reactions, err := r.render(file, j.tag, j.data)
+	if err != nil {
+		r.outcome("failed")
+		r.log.Error("reactor file failed", "tag", j.tag, "file", file, "err", err)
+		r.fire(ctx, TagFailed, map[string]any{"tag": j.tag, "file": file, "error": err.Error()})
+		return
+	}
+	for _, rc := range reactions {
+		jid, err := r.execute(ctx, rc)
+		if err != nil {
+			r.outcome("failed")
+			r.log.Error("reaction failed", "tag", j.tag, "file", file, "reaction", rc.ID, "err", err)
+			r.fire(ctx, TagFailed, map[string]any{"tag": j.tag, "file": file, "reaction": rc.ID, "error": err.Error()})
+			continue
+		}
+		r.outcome("started")
+		r.fire(ctx, TagStarted, map[string]any{"tag": j.tag, "file": file, "reaction": rc.ID,
+			"fun": rc.Client + "." + rc.Fun, "jid": jid})
+	}
+}
+
+func (r *Reactor) execute(ctx context.Context, rc reaction) (string, error) {
+	switch rc.Client {
+	case "local":
+		jid, err := r.local.PublishAsync(ctx, rc.Tgt, rc.TgtType, rc.Fun, rc.Args, rc.Kwargs, User)
+		if err != nil {
+			return "", fmt.Errorf("local.%s on %s %q: %w", rc.Fun, rc.TgtType, rc.Tgt, err)
+		}
+		return jid, nil
+	case "runner":
+		if r.bus == nil {
+			return "", errors.New("no event bus to send to")
+		}
+		if err := r.bus.Publish(ctx, rc.EventTag, rc.EventData); err != nil {
+			return "", fmt.Errorf("runner.%s %s: %w", rc.Fun, rc.EventTag, err)
+		}
+		return "", nil
+	}
+	return "", fmt.Errorf("unsupported client %q", rc.Client)
+}
+
+// Drain stops taking new events (Accept answers ErrUnavailable, bus
+// events are ignored) and waits until queued and running reactions are
+// done, or ctx ends; then Run returns. Spooled events not reacted to by
+// then stay on disk for the next start.
+func (r *Reactor) Drain(ctx context.Context) error {
+	r.draining.Store(true)
+	defer r.stopOnce.Do(func() { close(r.stop) })
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		if r.reserved.Load() == 0 && r.active.Load() == 0 {
+			return nil
+		}
+		if !r.running.Load() && r.active.Load() == 0 {
+			return nil // nobody will work the queue; it is all in the spool
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("reactor drain: %w", ctx.Err())
+		case <-tick.C:
+		}
+	}
+}
+
+// render reads a reactor file, renders it and parses the reactions.
+// Event data reaches the template only as the `data` variable.
+func (r *Reactor) render(file, tag string, data map[string]any) ([]reaction, error) {
+	p, err := r.resolve(file)
+	if err != nil {
+		return nil, err
+	}
+	src, err := os.ReadFile(p)
+	if err != nil {
+		return nil, fmt.Errorf("reactor file: %w", err)
+	}
+	if len(src) > maxReactorFile {
+		return nil, fmt.Errorf("reactor file %s: larger than %d bytes", p, maxReactorFile)
+	}
+	text := string(src)
+	useJinja := true
+	if strings.HasPrefix(text, "#!") {
+		first, rest, _ := strings.Cut(text, "\n")
+		switch pipe := strings.ReplaceAll(strings.TrimSpace(first[2:]), " ", ""); pipe {
+		case "jinja|yaml":
+		case "yaml":
+			useJinja = false
+		case "py", "pyobjects", "pydsl":
+			return nil, fmt.Errorf("%s: #!%s reactors are not supported; write the reaction in Jinja+YAML (see docs/reactor.md)", p, pipe)
+		default:
+			return nil, fmt.Errorf("%s: renderer %q is not supported (want jinja|yaml or yaml)", p, pipe)
+		}
+		text = "\n" + rest // keep line numbers
+	}
+	if useJinja {
+		text, err = jinja.Render(p, text, map[string]any{
+			"tag":  tag,
+			"data": data,
+			"salt": r.saltFuncs(),
+		})
+		if err != nil {
+			return nil, fmt.Errorf("render: %w", err)
+		}
+	}
+	return parseReactions(p, []byte(text))
+}
+
+func (r *Reactor) resolve(file string) (string, error) {
+	rest, ok := strings.CutPrefix(file, "salt://")
+	if !ok {
+		return file, nil
+	}
+	for _, root := range r.cfg.FileRoots {
+		p := filepath.Join(root, filepath.FromSlash(rest))
+		if _, err := os.Stat(p); err == nil {
+			return p, nil
+		}
+	}
+	return "", fmt.Errorf("reactor file %s: not found in file_roots %v", file, r.cfg.FileRoots)
+}
