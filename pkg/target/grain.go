@@ -87,6 +87,14 @@ func compileGrain(expr, delim string, regex bool) (*grainLeaf, error) {
 	if len(parts) < 2 {
 		return nil, fmt.Errorf("%q has no %q: a grain target is key%svalue", expr, delim, delim)
 	}
+	// Salt has no such limits; they bound the cost of one Match, which
+	// grows polynomially with the parts and steeply with "*" parts.
+	if len(parts) > maxGrainParts {
+		return nil, fmt.Errorf("%q has %d %q-separated parts; at most %d are allowed", expr, len(parts), delim, maxGrainParts)
+	}
+	if stars := countStars(parts); stars > maxGrainStars {
+		return nil, fmt.Errorf("%q has %d \"*\" key parts; at most %d are allowed", expr, stars, maxGrainStars)
+	}
 	g := &grainLeaf{expr: expr, delim: delim, regex: regex, parts: parts, cache: map[string]valueMatcher{}}
 	var firstErr error
 	compiled := 0
@@ -123,6 +131,21 @@ func compileGrain(expr, delim string, regex bool) (*grainLeaf, error) {
 	return g, nil
 }
 
+const (
+	maxGrainParts = 32
+	maxGrainStars = 3
+)
+
+func countStars(parts []string) int {
+	n := 0
+	for _, p := range parts[:len(parts)-1] {
+		if p == "*" {
+			n++
+		}
+	}
+	return n
+}
+
 func (g *grainLeaf) compilePattern(p string) (valueMatcher, error) {
 	if g.regex {
 		// Salt lower-cases both the regex and the value. Lower-casing a
@@ -152,10 +175,25 @@ func (g *grainLeaf) pattern(p string) valueMatcher {
 	return m
 }
 
+// grainEval is one evaluation of a grain leaf. Its memo of dictMatch
+// results keeps "*:*:*:...:x" polynomial: without it the wildcard
+// recursion revisits the same (dict, pattern) pairs exponentially often,
+// as Salt's does, and a long expression could stall the master.
+type grainEval struct {
+	g    *grainLeaf
+	memo map[memoKey]bool
+}
+
+type memoKey struct {
+	dict    uintptr
+	pattern string
+}
+
 func (g *grainLeaf) match(grains map[string]any) bool {
 	if grains == nil {
 		return false
 	}
+	e := &grainEval{g: g}
 	for i := range g.splits {
 		s := &g.splits[i]
 		var node any
@@ -168,7 +206,7 @@ func (g *grainLeaf) match(grains map[string]any) bool {
 				continue
 			}
 		}
-		if g.matchNode(node, s.rest, s.pat) {
+		if e.matchNode(node, s.rest, s.pat) {
 			return true
 		}
 	}
@@ -177,13 +215,13 @@ func (g *grainLeaf) match(grains map[string]any) bool {
 
 // subdictMatch is salt.utils.data.subdict_match for a pattern met while
 // recursing into a dict value.
-func (g *grainLeaf) subdictMatch(data any, expr string) bool {
-	parts := strings.Split(expr, g.delim)
+func (e *grainEval) subdictMatch(data any, expr string) bool {
+	parts := strings.Split(expr, e.g.delim)
 	if len(parts) < 2 {
 		return false
 	}
 	for idx := len(parts) - 1; idx > 0; idx-- {
-		key := strings.Join(parts[:idx], g.delim)
+		key := strings.Join(parts[:idx], e.g.delim)
 		var node any
 		rest := expr
 		if key == "*" {
@@ -192,14 +230,14 @@ func (g *grainLeaf) subdictMatch(data any, expr string) bool {
 			}
 			node = data
 		} else {
-			rest = strings.Join(parts[idx:], g.delim)
+			rest = strings.Join(parts[idx:], e.g.delim)
 			var ok bool
 			node, ok = traverse(data, parts[:idx])
 			if !ok {
 				continue
 			}
 		}
-		if g.matchNode(node, rest, g.pattern(rest)) {
+		if e.matchNode(node, rest, e.g.pattern(rest)) {
 			return true
 		}
 	}
@@ -213,16 +251,16 @@ func (g *grainLeaf) subdictMatch(data any, expr string) bool {
 func wildcardLoops(expr string) bool { return !strings.HasPrefix(expr, "*:") }
 
 // matchNode is the body of subdict_match's loop for one split.
-func (g *grainLeaf) matchNode(node any, rest string, pat valueMatcher) bool {
+func (e *grainEval) matchNode(node any, rest string, pat valueMatcher) bool {
 	if m, ok := asMap(node); ok {
 		if len(m) == 0 { // Salt: `if match == {}: continue`
 			return false
 		}
-		return g.dictMatch(m, rest)
+		return e.dictMatch(m, rest)
 	}
 	if l, ok := asList(node); ok {
 		for _, member := range l {
-			if md, ok := asMap(member); ok && g.dictMatch(md, rest) {
+			if md, ok := asMap(member); ok && e.dictMatch(md, rest) {
 				return true
 			}
 			if matchScalar(member, pat) {
@@ -235,7 +273,20 @@ func (g *grainLeaf) matchNode(node any, rest string, pat valueMatcher) bool {
 }
 
 // dictMatch is subdict_match's inner _dict_match.
-func (g *grainLeaf) dictMatch(target map[string]any, pattern string) bool {
+func (e *grainEval) dictMatch(target map[string]any, pattern string) bool {
+	k := memoKey{reflect.ValueOf(target).Pointer(), pattern}
+	if r, ok := e.memo[k]; ok {
+		return r
+	}
+	r := e.dictMatchUncached(target, pattern)
+	if e.memo == nil {
+		e.memo = map[memoKey]bool{}
+	}
+	e.memo[k] = r
+	return r
+}
+
+func (e *grainEval) dictMatchUncached(target map[string]any, pattern string) bool {
 	wildcard := strings.HasPrefix(pattern, "*:")
 	if wildcard {
 		pattern = pattern[2:]
@@ -246,14 +297,14 @@ func (g *grainLeaf) dictMatch(target map[string]any, pattern string) bool {
 	if _, ok := target[pattern]; ok {
 		return true
 	}
-	if g.subdictMatch(target, pattern) {
+	if e.subdictMatch(target, pattern) {
 		return true
 	}
 	if wildcard {
-		pat := g.pattern(pattern)
+		pat := e.g.pattern(pattern)
 		for _, v := range target {
 			if sub, ok := asMap(v); ok {
-				if g.dictMatch(sub, pattern) {
+				if e.dictMatch(sub, pattern) {
 					return true
 				}
 			} else if l, ok := asList(v); ok {

@@ -165,10 +165,11 @@ func (n *pcreNode) cost() int {
 }
 
 func (n *pcreNode) candidates(ix Index) ([]Candidate, bool) {
-	p, complete := n.re.LiteralPrefix()
+	p, _ := n.re.LiteralPrefix()
 	if p == "" {
 		return nil, false
 	}
+	complete := n.literal
 	// re.match is anchored at the start only: a literal regex matches
 	// every id it prefixes.
 	return prefixCandidates(ix, p, complete), true

@@ -169,8 +169,12 @@ func compileLeaf(typ Type, expr, delim string) (node, error) {
 		if err != nil {
 			return nil, &SyntaxError{Msg: "invalid regular expression (Go RE2 syntax)", Err: err}
 		}
-		return &pcreNode{re: re}, nil
+		_, complete := regexp.MustCompile(expr).LiteralPrefix()
+		return &pcreNode{re: re, literal: complete}, nil
 	case Grain, GrainPCRE:
+		if delim == "" {
+			delim = ":"
+		}
 		g, err := compileGrain(expr, delim, typ == GrainPCRE)
 		if err != nil {
 			pos := strings.Index(expr, delim) + len(delim)
@@ -237,7 +241,12 @@ func (n *listNode) match(id string, _ map[string]any) bool {
 	return ok
 }
 
-type pcreNode struct{ re *regexp.Regexp }
+type pcreNode struct {
+	re *regexp.Regexp
+	// literal is set when the whole regex is a plain string, which then
+	// matches every id it prefixes.
+	literal bool
+}
 
 func (n *pcreNode) match(id string, _ map[string]any) bool { return n.re.MatchString(id) }
 
