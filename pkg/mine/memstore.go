@@ -182,27 +182,18 @@ func (s *MemStore) Get(ctx context.Context, ids []string, function string) (map[
 	return s.GetWatch(ctx, nil, ids, function)
 }
 
-// GetWatch is Get that also adds to ws the channels that fire when any of
-// the read entries change, for blocking queries (ws.WatchCtx). ws may be
-// nil. Watching many ids is coarse: memdb falls back to a table-wide
-// channel past its limit.
+// pointLookupMax is the id count up to which Get looks each minion up;
+// beyond it one ordered walk of the function index with a set is cheaper
+// (a compound-key lookup costs a dozen small allocations).
+const pointLookupMax = 256
+
+// GetWatch is Get that also adds to ws channels that fire when what was
+// read changes, for blocking queries (ws.WatchCtx). ws may be nil.
 func (s *MemStore) GetWatch(ctx context.Context, ws memdb.WatchSet, ids []string, function string) (map[string]any, error) {
-	if err := s.usable(ctx); err != nil {
-		return nil, err
-	}
-	txn := s.db.Txn(false)
 	out := make(map[string]any, min(len(ids), 4096))
-	for _, id := range ids {
-		ch, raw, err := txn.FirstWatch(tableMine, indexID, id, function)
-		if err != nil {
-			return nil, fmt.Errorf("mine get %s from %s: %w", function, id, err)
-		}
-		if ws != nil {
-			ws.Add(ch)
-		}
-		if raw != nil {
-			out[id] = raw.(*Entry).Value
-		}
+	err := s.lookup(ctx, ws, ids, function, func(e *Entry) { out[e.MinionID] = e.Value })
+	if err != nil {
+		return nil, err
 	}
 	return out, nil
 }
@@ -210,21 +201,54 @@ func (s *MemStore) GetWatch(ctx context.Context, ws memdb.WatchSet, ids []string
 // GetEntries is Get with the entries' ACL, used by the package-level Get to
 // apply allow_tgt without a second lookup per minion.
 func (s *MemStore) GetEntries(ctx context.Context, ids []string, function string) (map[string]Entry, error) {
-	if err := s.usable(ctx); err != nil {
+	out := make(map[string]Entry, min(len(ids), 4096))
+	err := s.lookup(ctx, nil, ids, function, func(e *Entry) { out[e.MinionID] = *e })
+	if err != nil {
 		return nil, err
 	}
+	return out, nil
+}
+
+func (s *MemStore) lookup(ctx context.Context, ws memdb.WatchSet, ids []string, function string, found func(*Entry)) error {
+	if err := s.usable(ctx); err != nil {
+		return err
+	}
+	if len(ids) == 0 {
+		return nil
+	}
 	txn := s.db.Txn(false)
-	out := make(map[string]Entry, min(len(ids), 4096))
-	for _, id := range ids {
-		raw, err := txn.First(tableMine, indexID, id, function)
-		if err != nil {
-			return nil, fmt.Errorf("mine get %s from %s: %w", function, id, err)
+	if len(ids) <= pointLookupMax {
+		for _, id := range ids {
+			ch, raw, err := txn.FirstWatch(tableMine, indexID, id, function)
+			if err != nil {
+				return fmt.Errorf("mine get %s from %s: %w", function, id, err)
+			}
+			if ws != nil {
+				ws.Add(ch)
+			}
+			if raw != nil {
+				found(raw.(*Entry))
+			}
 		}
-		if raw != nil {
-			out[id] = *raw.(*Entry)
+		return nil
+	}
+	want := make(map[string]struct{}, len(ids))
+	for _, id := range ids {
+		want[id] = struct{}{}
+	}
+	it, err := txn.Get(tableMine, indexFunction, function)
+	if err != nil {
+		return fmt.Errorf("mine get %s: %w", function, err)
+	}
+	if ws != nil {
+		ws.Add(it.WatchCh())
+	}
+	for raw := it.Next(); raw != nil; raw = it.Next() {
+		if e := raw.(*Entry); hasKey(want, e.MinionID) {
+			found(e)
 		}
 	}
-	return out, nil
+	return nil
 }
 
 // Entries implements Store.

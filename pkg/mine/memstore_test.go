@@ -398,6 +398,14 @@ func TestWatchFiresOnChange(t *testing.T) {
 	if err != nil || len(got) != 1 {
 		t.Fatalf("GetWatch = %v %v", got, err)
 	}
+	many := []string{"m2"}
+	for i := range pointLookupMax {
+		many = append(many, fmt.Sprintf("other-%d", i))
+	}
+	wsMany := memdb.NewWatchSet()
+	if _, err := s.GetWatch(ctx, wsMany, many, "a"); err != nil {
+		t.Fatal(err)
+	}
 	ws2 := memdb.NewWatchSet()
 	if _, err := s.EntriesWatch(ctx, ws2, "m2"); err != nil {
 		t.Fatal(err)
@@ -415,6 +423,9 @@ func TestWatchFiresOnChange(t *testing.T) {
 	defer cancel2()
 	if err := ws.WatchCtx(wctx); err != nil {
 		t.Fatalf("Get watch did not fire on m2's new entry: %v", err)
+	}
+	if err := wsMany.WatchCtx(wctx); err != nil {
+		t.Fatalf("Get watch over many ids did not fire: %v", err)
 	}
 	if err := ws2.WatchCtx(wctx); err != nil {
 		t.Fatalf("Entries watch did not fire: %v", err)
@@ -444,6 +455,22 @@ func TestGetAtScale(t *testing.T) {
 	}
 	if len(got) != 5 {
 		t.Fatalf("role.name on 10 ids: %d results, want 5: %v", len(got), got)
+	}
+	// Both lookup strategies agree at the switch-over point.
+	for _, n := range []int{pointLookupMax, pointLookupMax + 1} {
+		sub := append(ids[:n-1:n-1], "not-a-minion")
+		got, err := s.Get(ctx, sub, "role.name")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := (n - 1) / 2; len(got) != want {
+			t.Fatalf("%d ids: %d results, want %d", n, len(got), want)
+		}
+		for id := range got {
+			if id == "not-a-minion" || (id[len(id)-1]-'0')%2 != 1 {
+				t.Fatalf("%d ids: unexpected %s", n, id)
+			}
+		}
 	}
 	got, err = s.Get(ctx, ids, "no.such")
 	if err != nil || len(got) != 0 {

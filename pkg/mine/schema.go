@@ -12,9 +12,10 @@ const (
 	tableMine    = "mine"
 	tableMinions = "mine_minions"
 
-	indexID      = "id"      // (minion, function): Get, Put
-	indexMinion  = "minion"  // all functions of one minion: Entries, Delete, replace
-	indexUpdated = "updated" // minions by last report, oldest first: Expire
+	indexID       = "id"       // (minion, function): Get, Put
+	indexMinion   = "minion"   // all functions of one minion: Entries, Delete, replace
+	indexUpdated  = "updated"  // minions by last report, oldest first: Expire
+	indexFunction = "function" // every minion's value of one function: Get of many ids
 )
 
 // schemaFactory returns one table's schema; schema() assembles them.
@@ -55,6 +56,10 @@ func mineTableSchema() *memdb.TableSchema {
 			indexMinion: {
 				Name:    indexMinion,
 				Indexer: &memdb.StringFieldIndex{Field: "MinionID"},
+			},
+			indexFunction: {
+				Name:    indexFunction,
+				Indexer: &memdb.StringFieldIndex{Field: "Function"},
 			},
 		},
 	}

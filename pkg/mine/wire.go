@@ -3,6 +3,7 @@ package mine
 import (
 	"encoding/json"
 	"fmt"
+	"math"
 )
 
 // Keys of the wrapper that carries allow_tgt with a value inside
@@ -72,11 +73,51 @@ func isWrapper(v any) bool {
 // normalize turns a function's return into the JSON-shaped tree the wire
 // and the store carry (map[string]any, []any, string, float64, bool, nil).
 // Both ends compare normalized trees, so a []string published by a minion
-// equals the []any the master reads back from its file.
+// equals the []any the master reads back from its file. The result shares
+// nothing with v. Common shapes are walked directly; anything else takes
+// the encoding/json round trip.
 func normalize(v any) (any, error) {
-	switch v.(type) {
-	case nil, string, bool, float64:
+	switch t := v.(type) {
+	case nil, string, bool:
 		return v, nil
+	case float64:
+		return finite(t)
+	case float32:
+		return finite(float64(t))
+	case int:
+		return float64(t), nil
+	case int64:
+		return float64(t), nil
+	case int32:
+		return float64(t), nil
+	case uint64:
+		return float64(t), nil
+	case []string:
+		out := make([]any, len(t))
+		for i, s := range t {
+			out[i] = s
+		}
+		return out, nil
+	case []any:
+		out := make([]any, len(t))
+		for i, e := range t {
+			n, err := normalize(e)
+			if err != nil {
+				return nil, fmt.Errorf("[%d]: %w", i, err)
+			}
+			out[i] = n
+		}
+		return out, nil
+	case map[string]any:
+		out := make(map[string]any, len(t))
+		for k, e := range t {
+			n, err := normalize(e)
+			if err != nil {
+				return nil, fmt.Errorf("%q: %w", k, err)
+			}
+			out[k] = n
+		}
+		return out, nil
 	}
 	b, err := json.Marshal(v)
 	if err != nil {
@@ -87,4 +128,11 @@ func normalize(v any) (any, error) {
 		return nil, fmt.Errorf("value does not round-trip through JSON: %w", err)
 	}
 	return out, nil
+}
+
+func finite(f float64) (any, error) {
+	if math.IsNaN(f) || math.IsInf(f, 0) {
+		return nil, fmt.Errorf("value %v is not representable in JSON", f)
+	}
+	return f, nil
 }
