@@ -1,0 +1,208 @@
+package jinja
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+
+	"github.com/nikolalohinski/gonja/v2/exec"
+	"github.com/nikolalohinski/gonja/v2/nodes"
+	"github.com/nikolalohinski/gonja/v2/parser"
+	"github.com/nikolalohinski/gonja/v2/tokens"
+	"gopkg.in/yaml.v3"
+)
+
+// Salt formulas share data through map.jinja: `{% from "x/map.jinja"
+// import x with context %}` imports a *variable*, which gonja's import
+// (macros only) cannot do. Salt also adds import_yaml/import_json/
+// import_text. Salt puts its context in the template globals, so imported
+// templates see grains, pillar and salt whether or not "with context" is
+// written; the imported template here always renders in a child of the
+// importer's context.
+
+type importStmt struct {
+	location *tokens.Token
+	file     nodes.Expression
+	alias    string            // import ... as alias (whole module)
+	names    map[string]string // from ... import name as alias
+	kind     string            // "jinja", "yaml", "json", "text"
+}
+
+func (s *importStmt) Position() *tokens.Token { return s.location }
+func (s *importStmt) String() string {
+	return fmt.Sprintf("ImportControlStructure(Line=%d Col=%d)", s.location.Line, s.location.Col)
+}
+
+func parseImportAs(kind string) parser.ControlStructureParser {
+	return func(p *parser.Parser, args *parser.Parser) (nodes.ControlStructure, error) {
+		s := &importStmt{location: args.Current(), kind: kind}
+		expr, err := args.ParseExpression()
+		if err != nil {
+			return nil, err
+		}
+		s.file = expr
+		if args.MatchName("as") == nil {
+			return nil, args.Error(`expected "as"`, args.Current())
+		}
+		alias := args.Match(tokens.Name)
+		if alias == nil {
+			return nil, args.Error("expected a name after as", args.Current())
+		}
+		s.alias = alias.Val
+		if args.MatchName("with", "without") != nil {
+			args.MatchName("context")
+		}
+		if !args.End() {
+			return nil, args.Error("unexpected tokens after import", args.Current())
+		}
+		return s, nil
+	}
+}
+
+func parseFromImport(p *parser.Parser, args *parser.Parser) (nodes.ControlStructure, error) {
+	s := &importStmt{location: args.Current(), kind: "jinja", names: map[string]string{}}
+	expr, err := args.ParseExpression()
+	if err != nil {
+		return nil, err
+	}
+	s.file = expr
+	if args.MatchName("import") == nil {
+		return nil, args.Error(`expected "import"`, args.Current())
+	}
+	for !args.End() {
+		if args.MatchName("with", "without") != nil {
+			args.MatchName("context")
+			break
+		}
+		name := args.Match(tokens.Name)
+		if name == nil {
+			return nil, args.Error("expected a name to import", args.Current())
+		}
+		alias := name.Val
+		if args.MatchName("as") != nil {
+			a := args.Match(tokens.Name)
+			if a == nil {
+				return nil, args.Error("expected a name after as", args.Current())
+			}
+			alias = a.Val
+		}
+		s.names[alias] = name.Val
+		args.Match(tokens.Comma)
+	}
+	if len(s.names) == 0 {
+		return nil, args.Error("nothing to import", args.Current())
+	}
+	return s, nil
+}
+
+func (s *importStmt) Execute(r *exec.Renderer, _ *nodes.ControlStructureBlock) error {
+	fv := r.Eval(s.file)
+	if fv.IsError() {
+		return fv
+	}
+	name := fv.String()
+	rd, err := r.Loader.Read(name)
+	if err != nil {
+		return fmt.Errorf("import %q: %w", name, err)
+	}
+	src, err := io.ReadAll(rd)
+	if err != nil {
+		return fmt.Errorf("import %q: %w", name, err)
+	}
+	if line, col, ch, bad := badTagChar(string(src)); bad {
+		return newError(name, string(src), line, col, fmt.Sprintf("template syntax error: unexpected character %q in a tag", ch), nil)
+	}
+	tpl, err := exec.NewTemplate(name, r.Config, r.Loader, r.Environment)
+	if err != nil {
+		return parseError(name, string(src), err)
+	}
+	var out bytes.Buffer
+	env := &exec.Environment{
+		Context:           r.Environment.Context.Inherit(),
+		Filters:           r.Environment.Filters,
+		Tests:             r.Environment.Tests,
+		ControlStructures: r.Environment.ControlStructures,
+		Methods:           r.Environment.Methods,
+	}
+	sub := exec.NewRenderer(env, &out, r.Config, r.Loader, tpl)
+	if err := sub.Execute(); err != nil {
+		return runtimeError(name, string(src), tpl.Root(), err)
+	}
+
+	var value any
+	switch s.kind {
+	case "text":
+		value = out.String()
+	case "yaml":
+		if err := yaml.Unmarshal(out.Bytes(), &value); err != nil {
+			return fmt.Errorf("import_yaml %q: %w", name, err)
+		}
+	case "json":
+		// JSON is read as YAML so that integers stay integers.
+		if err := yaml.Unmarshal(out.Bytes(), &value); err != nil {
+			return fmt.Errorf("import_json %q: %w", name, err)
+		}
+	case "jinja":
+		exported := map[string]any{}
+		for _, n := range topLevelSets(tpl.Root()) {
+			if v, ok := env.Context.Get(n); ok {
+				exported[n] = v
+			}
+		}
+		for n, m := range tpl.Macros() {
+			fn, err := exec.MacroNodeToFunc(m, sub)
+			if err != nil {
+				return fmt.Errorf("import %q: macro %s: %w", name, n, err)
+			}
+			exported[n] = guardMacro(n, fn)
+		}
+		if s.names == nil {
+			d := &exec.Dict{}
+			for _, k := range sortedKeys(exported) {
+				d.Pairs = append(d.Pairs, &exec.Pair{Key: exec.AsValue(k), Value: exec.AsValue(exported[k])})
+			}
+			value = d
+			break
+		}
+		for alias, n := range s.names {
+			v, ok := exported[n]
+			if !ok {
+				return fmt.Errorf("cannot import %q from %q: it defines no such variable or macro", n, name)
+			}
+			r.Environment.Context.Set(alias, v)
+		}
+		return nil
+	}
+	r.Environment.Context.Set(s.alias, toModel(value))
+	return nil
+}
+
+// topLevelSets names the variables a template assigns at its top level,
+// which is what Jinja exports from it.
+func topLevelSets(root *nodes.Template) []string {
+	var names []string
+	for _, n := range root.Nodes {
+		if b, ok := n.(*nodes.ControlStructureBlock); ok {
+			if p, ok := b.ControlStructure.(*positioned); ok && p.setRoot != "" {
+				names = append(names, p.setRoot)
+			}
+		}
+	}
+	return names
+}
+
+func loadYAMLFilter(_ *exec.Evaluator, in *exec.Value, _ *exec.VarArgs) *exec.Value {
+	var v any
+	if err := yaml.Unmarshal([]byte(in.String()), &v); err != nil {
+		return exec.AsValue(fmt.Errorf("load_yaml: %w", err))
+	}
+	return exec.AsValue(toModel(v))
+}
+
+func loadJSONFilter(_ *exec.Evaluator, in *exec.Value, _ *exec.VarArgs) *exec.Value {
+	var v any
+	if err := yaml.Unmarshal([]byte(in.String()), &v); err != nil {
+		return exec.AsValue(fmt.Errorf("load_json: %w", err))
+	}
+	return exec.AsValue(toModel(v))
+}
