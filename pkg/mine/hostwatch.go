@@ -83,7 +83,9 @@ func (w *hostWatcher) run(ctx context.Context, out chan<- struct{}) {
 }
 
 // hostFingerprint summarises what network-derived mine functions read:
-// the hostname and every interface's name, flags, MAC, MTU and addresses.
+// the hostname, every interface's name, flags, MAC and MTU, and every
+// address. It costs two netlink dumps on Linux, whatever the number of
+// interfaces, so polling it every few seconds stays cheap.
 func hostFingerprint() (string, error) {
 	var b strings.Builder
 	host, err := os.Hostname()
@@ -96,18 +98,33 @@ func hostFingerprint() (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("interfaces: %w", err)
 	}
-	sort.Slice(ifs, func(i, j int) bool { return ifs[i].Name < ifs[j].Name })
+	sort.Slice(ifs, func(i, j int) bool { return ifs[i].Index < ifs[j].Index })
+	for _, ifi := range ifs {
+		fmt.Fprintf(&b, "%d %s %v %s %d\n", ifi.Index, ifi.Name, ifi.Flags, ifi.HardwareAddr, ifi.MTU)
+	}
+	addrs, err := addrLines(ifs)
+	if err != nil {
+		return "", fmt.Errorf("addresses: %w", err)
+	}
+	sort.Strings(addrs)
+	for _, a := range addrs {
+		b.WriteString(a)
+		b.WriteByte('\n')
+	}
+	return b.String(), nil
+}
+
+// addrLinesPerInterface is the portable form: one query per interface.
+func addrLinesPerInterface(ifs []net.Interface) ([]string, error) {
+	var out []string
 	for _, ifi := range ifs {
 		addrs, err := ifi.Addrs()
 		if err != nil {
-			return "", fmt.Errorf("addresses of %s: %w", ifi.Name, err)
+			return nil, fmt.Errorf("%s: %w", ifi.Name, err)
 		}
-		as := make([]string, len(addrs))
-		for i, a := range addrs {
-			as[i] = a.String()
+		for _, a := range addrs {
+			out = append(out, fmt.Sprintf("%d %s", ifi.Index, a))
 		}
-		sort.Strings(as)
-		fmt.Fprintf(&b, "%s %v %s %d %s\n", ifi.Name, ifi.Flags, ifi.HardwareAddr, ifi.MTU, strings.Join(as, " "))
 	}
-	return b.String(), nil
+	return out, nil
 }

@@ -2,9 +2,12 @@ package mine
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"net"
 	"os"
+	"syscall"
 
 	"golang.org/x/sys/unix"
 )
@@ -48,4 +51,41 @@ func subscribeNetlink(ctx context.Context) (<-chan struct{}, error) {
 		}
 	}()
 	return ch, nil
+}
+
+// addrLines lists every address from a single RTM_GETADDR dump (Go's
+// Interface.Addrs dumps all addresses once per interface). Lifetimes and
+// flags are left out: they change without the address changing.
+func addrLines([]net.Interface) ([]string, error) {
+	tab, err := syscall.NetlinkRIB(syscall.RTM_GETADDR, syscall.AF_UNSPEC)
+	if err != nil {
+		return nil, fmt.Errorf("netlink dump: %w", err)
+	}
+	msgs, err := syscall.ParseNetlinkMessage(tab)
+	if err != nil {
+		return nil, fmt.Errorf("netlink parse: %w", err)
+	}
+	var out []string
+	for i := range msgs {
+		m := &msgs[i]
+		if m.Header.Type == syscall.NLMSG_DONE {
+			break
+		}
+		if m.Header.Type != syscall.RTM_NEWADDR || len(m.Data) < syscall.SizeofIfAddrmsg {
+			continue
+		}
+		// struct ifaddrmsg: family, prefixlen, flags, scope (u8), index (u32)
+		family, plen := m.Data[0], m.Data[1]
+		index := binary.NativeEndian.Uint32(m.Data[4:8])
+		attrs, err := syscall.ParseNetlinkRouteAttr(m)
+		if err != nil {
+			return nil, fmt.Errorf("netlink parse: %w", err)
+		}
+		for _, a := range attrs {
+			if a.Attr.Type == syscall.IFA_ADDRESS || a.Attr.Type == syscall.IFA_LOCAL {
+				out = append(out, fmt.Sprintf("%d %d %d/%d %x", index, family, a.Attr.Type, plen, a.Value))
+			}
+		}
+	}
+	return out, nil
 }
