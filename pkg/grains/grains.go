@@ -84,8 +84,10 @@ func core(ctx context.Context, src source) (map[string]any, error) {
 	}
 	cpuarch, _ := g["cpuarch"].(string)
 
+	// No os-release at all (scratch containers) leaves os as "Linux", as
+	// Salt does, without an error; a malformed one is reported.
 	rel, err := readOSRelease(src.root)
-	if err != nil {
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		errs = append(errs, err)
 	}
 	for k, v := range osGrains(rel, cpuarch) {

@@ -218,6 +218,13 @@ func TestCoreReportsBrokenSources(t *testing.T) {
 		}
 	}
 	// What could be read is still there.
+	// Without any os-release the os grains fall back quietly.
+	empty := realSource()
+	empty.root = t.TempDir()
+	eg, err := core(context.Background(), empty)
+	if err == nil || strings.Contains(err.Error(), "os release") || eg["os"] != "Linux" || eg["os_family"] != "Linux" {
+		t.Errorf("missing os-release: os=%v family=%v err=%v", eg["os"], eg["os_family"], err)
+	}
 	if _, ok := g["machine_id"]; ok {
 		t.Error("machine_id set without a machine-id file")
 	}
