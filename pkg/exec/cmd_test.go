@@ -94,6 +94,7 @@ func TestCmdFunctions(t *testing.T) {
 		{name: "argv numbers become words", fun: "cmd.run", args: []any{[]any{"echo", 1.0, 2.5}}, want: "1 2.5"},
 		{name: "python_shell false splits without a shell", fun: "cmd.run", args: []any{`printf '%s|' 'a b' c;d $HOME`},
 			kwargs: map[string]any{"python_shell": false}, want: "a b|c;d|$HOME|"},
+		{name: "python_shell null means shell", fun: "cmd.run", args: []any{"echo a | tr a b"}, kwargs: map[string]any{"python_shell": nil}, want: "b"},
 		{name: "leading dash is not a shell option", fun: "cmd.run", args: []any{"-c"}, retcode: 127,
 			check: func(t *testing.T, res result) {
 				if !strings.Contains(res.ret.(string), "not found") {

@@ -180,7 +180,7 @@ func newCmdRequest(fun string, a *Args) (*cmdRequest, error) {
 			return nil, badArg(fun, "cmd", "contains a NUL byte")
 		}
 		req.display = c
-		if a.IsSet("python_shell") && !a.Bool("python_shell") {
+		if a.Value("python_shell") == false {
 			words, err := splitShellWords(c)
 			if err != nil {
 				return nil, badArg(fun, "cmd", "python_shell=False: %v", err)
