@@ -317,7 +317,7 @@ func TestRunnerOutput(t *testing.T) {
 	fm := &fakeMaster{}
 	sock := startMaster(t, fm)
 	replies := map[string]any{
-		"key.list": map[string]any{"accepted": []any{"web2", "web1"}, "pending": []any{"new1"}, "rejected": []any{}, "denied": []any{}},
+		"key.list":   map[string]any{"accepted": []any{"web2", "web1"}, "pending": []any{"new1"}, "rejected": []any{}, "denied": []any{}},
 		"key.finger": map[string]any{"accepted": map[string]any{"web1": "SHA256:q1w2"}},
 		"key.accept": map[string]any{"accepted": []any{"web3"}},
 		"minions.list": []any{
@@ -342,7 +342,7 @@ func TestRunnerOutput(t *testing.T) {
 			map[string]any{"tag": "salt/minion/*/start", "files": []any{"/srv/reactor/start.sls"}},
 			map[string]any{"tag": "myco/deploy/*", "files": []any{"/srv/reactor/deploy.sls", "/srv/reactor/notify.sls"}},
 		},
-		"status": map[string]any{"version": "0.1.0", "minions": map[string]any{"connected": 2.0, "accepted": 3.0}, "uptime_seconds": 3600.0},
+		"status":       map[string]any{"version": "0.1.0", "minions": map[string]any{"connected": 2.0, "accepted": 3.0}, "uptime_seconds": 3600.0},
 		"pillar.items": map[string]any{"web1": map[string]any{"port": 8080.0, "users": []any{"alice"}}},
 	}
 	fm.runner = func(req *brinev1.RunnerRequest) (any, error) {

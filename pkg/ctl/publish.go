@@ -122,7 +122,11 @@ func (a *app) publish(ctx context.Context, p *publishFlags, j job) error {
 		}
 		if err != nil {
 			if ctx.Err() != nil {
-				fmt.Fprintf(a.env.Stderr, "Exiting on interrupt. The job continues on the minions; its returns are kept by the master:\n    brinectl job show %s\n", jid)
+				if jid == "" {
+					fmt.Fprintln(a.env.Stderr, "Exiting on interrupt before the master started the job.")
+				} else {
+					fmt.Fprintf(a.env.Stderr, "Exiting on interrupt. The job continues on the minions; its returns are kept by the master:\n    brinectl job show %s\n", jid)
+				}
 				return silentExit(exitFailure)
 			}
 			if status.Code(err) == codes.DeadlineExceeded && jid != "" {
