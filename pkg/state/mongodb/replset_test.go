@@ -39,14 +39,14 @@ func TestDesired(t *testing.T) {
 		check   func(t *testing.T, next Config)
 	}{
 		{
-			name:    "initiate sorts by _id",
-			spec:    Spec{Name: "rs0", Members: []Member{{ID: 2, Host: "c:27017"}, {ID: 0, Host: "a:27017"}, {ID: 1, Host: "b:27017"}}},
-			action:  Initiate, members: "0:a:27017 1:b:27017 2:c:27017", version: int64(1),
+			name:   "initiate sorts by _id",
+			spec:   Spec{Name: "rs0", Members: []Member{{ID: 2, Host: "c:27017"}, {ID: 0, Host: "a:27017"}, {ID: 1, Host: "b:27017"}}},
+			action: Initiate, members: "0:a:27017 1:b:27017 2:c:27017", version: int64(1),
 		},
 		{
-			name:    "initiate assigns ids in given order",
-			spec:    Spec{Name: "rs0", Members: []Member{{ID: -1, Host: "x:1"}, {ID: 5, Host: "y:1"}, {ID: -1, Host: "z:1"}}},
-			action:  Initiate, members: "5:y:1 6:x:1 7:z:1", version: int64(1),
+			name:   "initiate assigns ids in given order",
+			spec:   Spec{Name: "rs0", Members: []Member{{ID: -1, Host: "x:1"}, {ID: 5, Host: "y:1"}, {ID: -1, Host: "z:1"}}},
+			action: Initiate, members: "5:y:1 6:x:1 7:z:1", version: int64(1),
 		},
 		{
 			name:    "same members no change",
