@@ -358,3 +358,62 @@ func plain(v any) any {
 	}
 	return v
 }
+
+// joinSurrogates rewrites JSON's surrogate-pair escapes (`\ud83d\ude80`,
+// which |tojson emits for characters outside the BMP, like emoji in a
+// commit message) into YAML's `\U0001F680`: yaml.v3 refuses surrogate
+// escapes, so without this one emoji in hook data fails the reaction.
+// Only escapes yaml.v3 would reject are touched: a backslash that is
+// itself escaped (`\\ud83d`) is left alone.
+func joinSurrogates(s string) string {
+	if !strings.Contains(s, `\ud`) && !strings.Contains(s, `\uD`) {
+		return s
+	}
+	var b strings.Builder
+	last := 0
+	for i := 0; i+12 <= len(s); i++ {
+		if s[i] != '\\' || s[i+1] != 'u' {
+			continue
+		}
+		n := 0 // backslashes ending at i
+		for j := i; j >= 0 && s[j] == '\\'; j-- {
+			n++
+		}
+		if n%2 == 0 || s[i+6] != '\\' || s[i+7] != 'u' {
+			continue
+		}
+		hi, ok1 := hex4(s[i+2 : i+6])
+		lo, ok2 := hex4(s[i+8 : i+12])
+		if !ok1 || !ok2 || hi < 0xd800 || hi > 0xdbff || lo < 0xdc00 || lo > 0xdfff {
+			continue
+		}
+		r := 0x10000 + (hi-0xd800)<<10 + (lo - 0xdc00)
+		b.WriteString(s[last:i])
+		fmt.Fprintf(&b, `\U%08X`, r)
+		last = i + 12
+		i += 11
+	}
+	if last == 0 {
+		return s
+	}
+	b.WriteString(s[last:])
+	return b.String()
+}
+
+func hex4(s string) (int, bool) {
+	v := 0
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c >= '0' && c <= '9':
+			v = v<<4 | int(c-'0')
+		case c >= 'a' && c <= 'f':
+			v = v<<4 | int(c-'a'+10)
+		case c >= 'A' && c <= 'F':
+			v = v<<4 | int(c-'A'+10)
+		default:
+			return 0, false
+		}
+	}
+	return v, true
+}

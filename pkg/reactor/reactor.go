@@ -398,6 +398,13 @@ func (r *Reactor) replay(ctx context.Context) {
 		key := ""
 		if rec.Delivery != "" {
 			key = deliveryKey(rec.Tag, rec.Delivery)
+			if r.spool.isDelivered(key) {
+				// Reacted to and recorded; only the removal was lost.
+				if err := r.spool.remove(id, true); err != nil {
+					r.log.Warn("removing reacted spool entry", "id", id, "err", err)
+				}
+				continue
+			}
 		}
 		for !r.tryReserve() {
 			select {
@@ -604,6 +611,7 @@ func (r *Reactor) render(file, tag string, data map[string]any) ([]reaction, err
 		if err != nil {
 			return nil, fmt.Errorf("render: %w", err)
 		}
+		text = joinSurrogates(text)
 	}
 	return parseReactions(p, []byte(text))
 }

@@ -63,7 +63,11 @@ func newStack(t testing.TB, local *fakeLocal, mutate func(*Config)) *stack {
 	}
 	ts := httptest.NewServer(hs.Handler())
 	t.Cleanup(ts.Close)
-	s := &stack{bus: bus, local: local, reactor: r, hook: hs, url: ts.URL, client: ts.Client(), spool: cfg.SpoolDir}
+	// Keep a connection per concurrent client, as a real sender would.
+	tr := ts.Client().Transport.(*http.Transport).Clone()
+	tr.MaxIdleConnsPerHost = 64
+	s := &stack{bus: bus, local: local, reactor: r, hook: hs, url: ts.URL, client: &http.Client{Transport: tr}, spool: cfg.SpoolDir}
+	t.Cleanup(tr.CloseIdleConnections)
 	s.stop = runReactor(t, r)
 	waitFor(t, "the bus subscription", 2*time.Second, func() bool { return r.sub.Load() != nil })
 	return s
@@ -468,7 +472,7 @@ func TestReactionErrors(t *testing.T) {
 		{"bad yaml", "x: [\n", "rendered YAML"},
 		{"jinja error names the file", "{{ data['nope']['deeper'] }}\n", "r.sls"},
 		{"unknown secret", "{{ salt['hook.verify_github'](data, 'gitlab') }}\n", `no reactor secret named "gitlab"`},
-		{"duplicate id", "x:\n  local.test.ping:\n    - tgt: a\nx:\n  local.test.ping:\n    - tgt: b\n", ""},
+		{"duplicate id", "x:\n  local.test.ping:\n    - tgt: a\nx:\n  local.test.ping:\n    - tgt: b\n", `reaction "x" defined twice`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -510,6 +514,8 @@ func TestHostileEventData(t *testing.T) {
 		{"jinja syntax", "{{ salt['hook.verify_github'](data, 'github') }}{% raw %}"},
 		{"yaml tags and anchors", "!!python/object:os.system &a *a"},
 		{"unicode line separators", "a\u2028b\u0085c\r\nd"},
+		{"emoji outside the BMP", "ship it \U0001F680 \U000C0F00"},
+		{"escaped backslash before u", `\\ud83d\ude80 \ud83d`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -808,5 +814,39 @@ func TestSaltURLReactorFile(t *testing.T) {
 	r.process(context.Background(), job{tag: "t", data: map[string]any{}})
 	if local.n.Load() != 1 || r.Stats().Reactions["failed"] != 1 {
 		t.Errorf("jobs %d stats %+v", local.n.Load(), r.Stats())
+	}
+}
+
+// A crash after the delivery was recorded but before the spool entry was
+// removed must not run the reaction again.
+func TestCrashAfterRecordBeforeRemove(t *testing.T) {
+	dir := t.TempDir()
+	file := writeFile(t, dir, "r.sls", "x:\n  local.test.ping:\n    - tgt: a\n")
+	cfg := Config{SpoolDir: filepath.Join(dir, "spool"), Rules: []Rule{{TagGlob: "t/*", Files: []string{file}}}}
+	sp, err := openSpool(cfg.SpoolDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	id := newID(now)
+	if err := sp.write(id, "t/x", "d-1", map[string]any{}, now); err != nil {
+		t.Fatal(err)
+	}
+	if err := writeFileSync(filepath.Join(sp.delivered, deliveryKey("t/x", "d-1")), nil); err != nil {
+		t.Fatal(err)
+	}
+	local := &fakeLocal{}
+	r, err := New(cfg, nil, local, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	runReactor(t, r)
+	waitFor(t, "the stale entry to go", 2*time.Second, func() bool {
+		ents, _ := os.ReadDir(sp.pending)
+		return len(ents) == 0
+	})
+	time.Sleep(20 * time.Millisecond)
+	if n := local.n.Load(); n != 0 {
+		t.Fatalf("reaction ran %d times after its delivery was recorded", n)
 	}
 }

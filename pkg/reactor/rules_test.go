@@ -1,10 +1,13 @@
 package reactor
 
 import (
+	"encoding/json"
 	"reflect"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
+	"github.com/brine-cm/brine/pkg/webhook"
 	"gopkg.in/yaml.v3"
 )
 
@@ -123,4 +126,67 @@ func FuzzReactions(f *testing.F) {
 			}
 		}
 	})
+}
+
+// FuzzTojsonData checks the property the shipped code-deploy.sls relies
+// on: any string value from the hook, passed through |tojson, comes out of
+// Jinja+YAML as exactly that one string, never as YAML structure.
+func FuzzTojsonData(f *testing.F) {
+	f.Add("x\n  - tgt: '*'\n")
+	f.Add("\"' ]} \n- tgt: '*'")
+	f.Add("{{ 7*7 }}{% raw %}")
+	f.Add("a\u2028b\u0085c\r\nd\x00\x1b")
+	f.Add("!!binary &a *a # c")
+	dir := f.TempDir()
+	r, err := New(Config{SpoolDir: dir, Secrets: map[string]string{"github": writeFile(f, dir, "gh", ghSecret)}}, nil, &fakeLocal{}, nil)
+	if err != nil {
+		f.Fatal(err)
+	}
+	file := repoFile(f, "states/reactor/code-deploy.sls")
+	f.Fuzz(func(t *testing.T, after string) {
+		if !utf8.ValidString(after) || after == "" {
+			return // JSON bodies are UTF-8; an empty after means no deploy
+		}
+		body, _ := json.Marshal(map[string]any{"after": after, "repository": map[string]any{"clone_url": after}})
+		post, err := webhook.DecodeJSON(body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		data := map[string]any{"body": string(body), "post": post,
+			"headers": map[string]any{"X-Hub-Signature-256": sign(ghSecret, body)}}
+		rs, err := r.render(file, "salt/netapi/hook/deploy/web", data)
+		if err != nil && strings.ContainsRune(after, 0x7f) && strings.Contains(err.Error(), "control characters") {
+			// JSON leaves DEL unescaped and YAML refuses it: the reaction
+			// fails, which is safe (reported as reactor/failed).
+			return
+		}
+		if err != nil {
+			t.Fatalf("render: %v", err)
+		}
+		if len(rs) != 1 || rs[0].Tgt != "roles:web" || len(rs[0].Args) != 0 || len(rs[0].Kwargs) != 2 {
+			t.Fatalf("reactions changed by data: %+v", rs)
+		}
+		dep := rs[0].Kwargs["pillar"].(map[string]any)["deploy"].(map[string]any)
+		if dep["rev"] != after || dep["repo"] != after || len(dep) != 2 {
+			t.Fatalf("deploy pillar %q, want rev and repo exactly %q", dep, after)
+		}
+	})
+}
+
+func TestJoinSurrogates(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{`"\ud83d\ude80"`, `"\U0001F680"`},
+		{`"a\uD83D\uDE80b\ud83d\ude00"`, `"a\U0001F680b\U0001F600"`},
+		{`"\\ud83d\ude80"`, `"\\ud83d\ude80"`}, // escaped backslash: literal text
+		{`"\\\ud83d\ude80"`, `"\\\U0001F680"`},
+		{`"\ud83d"`, `"\ud83d"`},                   // lone: left for YAML to refuse
+		{`"\ude80\ud83d"`, `"\ude80\ud83d"`},       // wrong order
+		{`"\u00e9\u20ac"`, `"\u00e9\u20ac"`},       // BMP escapes untouched
+		{`plain \ud83d\ude8`, `plain \ud83d\ude8`}, // truncated
+	}
+	for _, tc := range tests {
+		if got := joinSurrogates(tc.in); got != tc.want {
+			t.Errorf("joinSurrogates(%s) = %s, want %s", tc.in, got, tc.want)
+		}
+	}
 }

@@ -154,8 +154,18 @@ func (s *spool) done(id, key string) error {
 			return err
 		}
 	}
+	return s.remove(id, key != "")
+}
+
+// remove deletes a pending entry. When its delivery is recorded, the
+// removal need not be durable: an entry that reappears after a crash is
+// recognised by its recorded delivery and dropped without reacting.
+func (s *spool) remove(id string, recorded bool) error {
 	if err := os.Remove(filepath.Join(s.pending, id+".json")); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("reactor spool: %w", err)
+	}
+	if recorded {
+		return nil
 	}
 	return syncDir(s.pending)
 }

@@ -1,0 +1,78 @@
+package reactor
+
+import (
+	"fmt"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+func benchBody(i int64) []byte {
+	return []byte(fmt.Sprintf(`{"ref":"refs/heads/main","after":"%040d","repository":{"clone_url":"https://git.example/app.git"}}`, i))
+}
+
+// BenchmarkHookToPublish is the latency of one signed hook over real HTTP
+// until the master's PublishAsync is called: webhook HMAC check, spool
+// write with fsync, Jinja render with salt['hook.verify_github'], YAML,
+// publish.
+func BenchmarkHookToPublish(b *testing.B) {
+	local := &fakeLocal{notify: make(chan call, 1)}
+	s := newStack(b, local, nil)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		body := benchBody(int64(i))
+		if status, _ := s.post(b, "/hook/deploy/app", body, fmt.Sprint("bench-", i), sign(ghSecret, body)); status != 200 {
+			b.Fatalf("status %d", status)
+		}
+		select {
+		case <-local.notify:
+		case <-time.After(10 * time.Second):
+			b.Fatal("no publish")
+		}
+	}
+}
+
+// BenchmarkHooksPerSecond sends signed hooks from concurrent clients and
+// reports sustained hooks/s, all reacted to.
+func BenchmarkHooksPerSecond(b *testing.B) {
+	local := &fakeLocal{}
+	s := newStack(b, local, nil)
+	var seq atomic.Int64
+	b.SetParallelism(4)
+	start := time.Now()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			i := seq.Add(1)
+			body := benchBody(i)
+			if status, _ := s.post(b, "/hook/deploy/app", body, fmt.Sprint("bench-", i), sign(ghSecret, body)); status != 200 {
+				b.Errorf("status %d", status)
+				return
+			}
+		}
+	})
+	for local.n.Load() < int64(b.N) {
+		time.Sleep(time.Millisecond)
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "hooks/s")
+}
+
+// BenchmarkRenderCodeDeploy is the reactor file alone: Jinja (with the
+// signature check) and YAML, no I/O but reading the file.
+func BenchmarkRenderCodeDeploy(b *testing.B) {
+	dir := b.TempDir()
+	r, err := New(Config{SpoolDir: dir, Secrets: map[string]string{"github": writeFile(b, dir, "gh", ghSecret)}}, nil, &fakeLocal{}, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	data := pushData(b, pushBody(b, ""))
+	file := repoFile(b, "states/reactor/code-deploy.sls")
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		rs, err := r.render(file, "salt/netapi/hook/deploy/web", data)
+		if err != nil || len(rs) != 1 {
+			b.Fatal(rs, err)
+		}
+	}
+}
