@@ -545,8 +545,11 @@ func (s *MemStore) load() error {
 		if e.MinionID == "" || e.Function == "" {
 			return fmt.Errorf("mine: %s: entry %d: empty minion_id or function", s.path, i)
 		}
-		if e.AllowTgt == "" {
+		switch {
+		case e.AllowTgt == "":
 			e.AllowTgtType = ""
+		case e.AllowTgtType == "":
+			e.AllowTgtType = "glob"
 		}
 		if err := txn.Insert(tableMine, &e); err != nil {
 			return fmt.Errorf("mine: %s: entry %d (%s %s): %w", s.path, i, e.MinionID, e.Function, err)
