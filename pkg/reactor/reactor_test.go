@@ -340,8 +340,8 @@ func acceptPush(t testing.TB, r *Reactor, body []byte) {
 func TestBusEventsAndMineUpdate(t *testing.T) {
 	local := &fakeLocal{}
 	s := newStack(t, local, nil)
-	s.bus.Publish(context.Background(), "mine/web1/update", map[string]any{"id": "web1"})
-	s.bus.Publish(context.Background(), "mine/web1/other", map[string]any{"id": "web1"})
+	s.bus.Publish(context.Background(), "mine/web1/update", map[string]any{"functions": []any{"network.ip_addrs"}})
+	s.bus.Publish(context.Background(), "mine/web1/other", map[string]any{})
 	waitFor(t, "hosts refresh", 5*time.Second, func() bool { return local.n.Load() == 1 })
 	time.Sleep(50 * time.Millisecond)
 	calls := local.all()
@@ -848,5 +848,34 @@ func TestCrashAfterRecordBeforeRemove(t *testing.T) {
 	time.Sleep(20 * time.Millisecond)
 	if n := local.n.Load(); n != 0 {
 		t.Fatalf("reaction ran %d times after its delivery was recorded", n)
+	}
+}
+
+func TestCodeDeploySkips(t *testing.T) {
+	tests := []struct {
+		name string
+		body string
+	}{
+		{"branch deleted", `{"ref":"refs/heads/old","after":"0000000000000000000000000000000000000000","deleted":true,"repository":{"clone_url":"x"}}`},
+		{"not a push (issues event)", `{"action":"opened","issue":{"number":1}}`},
+		{"empty body", `{}`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			local := &fakeLocal{}
+			bus := event.NewLocal()
+			failed := collect(t, bus, "reactor/failed")
+			r, err := New(Config{SpoolDir: dir, Secrets: map[string]string{"github": writeFile(t, dir, "gh", ghSecret)},
+				Rules: []Rule{{TagGlob: "salt/netapi/hook/deploy/*", Files: []string{repoFile(t, "states/reactor/code-deploy.sls")}}}},
+				bus, local, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			r.process(context.Background(), job{tag: "salt/netapi/hook/deploy/web", data: pushData(t, []byte(tc.body))})
+			if local.n.Load() != 0 || r.Stats().Reactions["failed"] != 0 {
+				t.Errorf("jobs %d, stats %+v, failures %v", local.n.Load(), r.Stats(), failed.tags())
+			}
+		})
 	}
 }

@@ -1,5 +1,5 @@
-{#- A minion's mine data changed (event mine/<minion>/update, data.id is
-    the minion): rebuild /etc/hosts from the mine on every minion. -#}
+{#- A minion's mine data changed (event mine/<minion>/update, data.functions
+    lists what changed): rebuild /etc/hosts from the mine on every minion. -#}
 refresh_hosts:
   local.state.apply:
     - tgt: '*'
