@@ -27,6 +27,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"path"
 	"sort"
 	"strings"
 	"sync"
@@ -180,6 +181,9 @@ func New(cfg Config, sink Sink, bus event.Bus, log *slog.Logger) (*Server, error
 		seen: newDeliveries(cfg.ReplayWindow, cfg.MaxDeliveries)}
 	for glob, hr := range cfg.Hooks {
 		r := rule{glob: strings.Trim(glob, "/"), allowSHA1: hr.AllowSHA1}
+		if _, err := path.Match(r.glob, ""); err != nil || r.glob == "" {
+			return nil, fmt.Errorf("webhook: hook %q: not a valid path glob", glob)
+		}
 		if hr.GitHubSecretFile == "" && hr.BearerTokenFile == "" {
 			return nil, fmt.Errorf("webhook: hook %q: needs github_secret_file or bearer_token_file", glob)
 		}

@@ -571,6 +571,8 @@ func TestConfigErrors(t *testing.T) {
 		{"missing secret file", Config{Hooks: map[string]HookRule{"a/*": {GitHubSecretFile: filepath.Join(dir, "nope")}}}, "nope"},
 		{"empty secret", Config{Hooks: map[string]HookRule{"a/*": {BearerTokenFile: empty}}}, "is empty"},
 		{"cert without key", Config{TLSCert: "c.pem"}, "together"},
+		{"bad glob", Config{Hooks: map[string]HookRule{"a/[": {BearerTokenFile: empty}}}, "not a valid path glob"},
+		{"empty glob", Config{Hooks: map[string]HookRule{"/": {BearerTokenFile: empty}}}, "not a valid path glob"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
