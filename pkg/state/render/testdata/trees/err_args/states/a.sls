@@ -1,0 +1,4 @@
+x:
+  file.managed:
+    - name: /a
+      mode: 644

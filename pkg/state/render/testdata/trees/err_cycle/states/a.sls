@@ -1,0 +1,12 @@
+one:
+  test.nop:
+    - require:
+      - two
+two:
+  test.nop:
+    - watch:
+      - test: three
+three:
+  test.nop:
+    - require:
+      - one

@@ -1,0 +1,5 @@
+include:
+  - b
+
+same:
+  test.nop: []

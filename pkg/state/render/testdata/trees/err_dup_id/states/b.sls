@@ -1,0 +1,5 @@
+
+other:
+  test.nop: []
+same:
+  test.nop: []

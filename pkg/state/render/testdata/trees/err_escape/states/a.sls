@@ -1,0 +1,3 @@
+x:
+  file.managed:
+    - source: salt://../../etc/passwd

@@ -1,0 +1,4 @@
+ok:
+  test.nop: []
+{% for x in pillar['nope'] %}
+{% endfor %}

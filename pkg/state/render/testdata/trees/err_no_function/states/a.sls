@@ -1,0 +1,3 @@
+x:
+  pkg:
+    - name: vim

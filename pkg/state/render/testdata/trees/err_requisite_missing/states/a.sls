@@ -1,0 +1,4 @@
+web:
+  service.running:
+    - require:
+      - pkg: nginx

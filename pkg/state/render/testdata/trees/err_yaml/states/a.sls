@@ -1,0 +1,4 @@
+ok:
+  test.nop:
+    - name: a
+   - bad: indent

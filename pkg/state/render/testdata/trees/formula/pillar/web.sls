@@ -1,0 +1,5 @@
+#!yaml
+owner: webteam
+users:
+  bob:
+    shell: /bin/zsh

@@ -1,0 +1,2 @@
+mongodb:
+  pkg.installed: []

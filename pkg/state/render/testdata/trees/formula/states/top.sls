@@ -1,0 +1,9 @@
+base:
+  '*':
+    - common
+  'roles:web':
+    - match: grain
+    - nginx
+    - site
+  'db*':
+    - mongodb

@@ -1,0 +1,3 @@
+app-packages:
+  pkg.installed:
+    - pkgs: [python3, python3-venv]

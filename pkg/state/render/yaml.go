@@ -1,0 +1,277 @@
+package render
+
+import (
+	"fmt"
+	"regexp"
+	"strconv"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+)
+
+// omap is a YAML mapping that remembers key order and where each key was
+// written: state IDs run in definition order, and errors point at lines.
+type omap struct {
+	keys []string
+	vals map[string]any
+	pos  map[string]pos
+}
+
+type pos struct{ line, col int }
+
+func newOmap() *omap { return &omap{vals: map[string]any{}, pos: map[string]pos{}} }
+
+func (m *omap) get(k string) (any, bool) {
+	if m == nil {
+		return nil, false
+	}
+	v, ok := m.vals[k]
+	return v, ok
+}
+
+func (m *omap) set(k string, v any, p pos) {
+	if _, ok := m.vals[k]; !ok {
+		m.keys = append(m.keys, k)
+	}
+	m.vals[k] = v
+	m.pos[k] = p
+}
+
+func (m *omap) del(k string) {
+	if _, ok := m.vals[k]; !ok {
+		return
+	}
+	delete(m.vals, k)
+	delete(m.pos, k)
+	for i, key := range m.keys {
+		if key == k {
+			m.keys = append(m.keys[:i:i], m.keys[i+1:]...)
+			break
+		}
+	}
+}
+
+// yamlError is a YAML failure in rendered SLS text.
+type yamlError struct {
+	file      string
+	line, col int
+	msg       string
+	src       string
+}
+
+func (e *yamlError) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s: ", e.file)
+	if e.line > 0 {
+		fmt.Fprintf(&b, "rendered YAML line %d", e.line)
+		if e.col > 0 {
+			fmt.Fprintf(&b, " column %d", e.col)
+		}
+		b.WriteString(": ")
+	}
+	b.WriteString(e.msg)
+	if e.src != "" {
+		fmt.Fprintf(&b, "\n    %d | %s", e.line, e.src)
+	}
+	return b.String()
+}
+
+var yamlLine = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
+
+// parseYAML decodes rendered SLS text: mappings become *omap, sequences
+// []any, scalars Go values with Salt's (YAML 1.1) booleans.
+func parseYAML(file string, text []byte) (any, error) {
+	var doc yaml.Node
+	if err := yaml.Unmarshal(text, &doc); err != nil {
+		ye := &yamlError{file: file, msg: strings.TrimPrefix(err.Error(), "yaml: ")}
+		if m := yamlLine.FindStringSubmatch(err.Error()); m != nil {
+			ye.line, _ = strconv.Atoi(m[1])
+			ye.msg = m[2]
+		}
+		// yaml.v3 reports where the enclosing block started, not where it
+		// broke; the first prefix of the text that fails to parse ends at
+		// the offending line.
+		if bad := firstFailingLine(text); bad > ye.line {
+			ye.msg = fmt.Sprintf("%s (in the block starting at line %d)", ye.msg, ye.line)
+			ye.line = bad
+		}
+		ye.src = lineOf(text, ye.line)
+		return nil, ye
+	}
+	if doc.Kind == 0 || len(doc.Content) == 0 {
+		return nil, nil
+	}
+	return decodeNode(file, text, doc.Content[0], 0)
+}
+
+func firstFailingLine(text []byte) int {
+	lines := strings.SplitAfter(string(text), "\n")
+	if len(lines) > 5000 {
+		return 0
+	}
+	fails := func(n int) bool {
+		var v yaml.Node
+		return yaml.Unmarshal([]byte(strings.Join(lines[:n], "")), &v) != nil
+	}
+	lo, hi := 1, len(lines)
+	if !fails(hi) {
+		return 0
+	}
+	for lo < hi {
+		mid := (lo + hi) / 2
+		if fails(mid) {
+			hi = mid
+		} else {
+			lo = mid + 1
+		}
+	}
+	return lo
+}
+
+func lineOf(text []byte, line int) string {
+	if line <= 0 {
+		return ""
+	}
+	lines := strings.Split(string(text), "\n")
+	if line > len(lines) {
+		return ""
+	}
+	return strings.TrimRight(lines[line-1], "\r")
+}
+
+const maxYAMLDepth = 200
+
+func decodeNode(file string, text []byte, n *yaml.Node, depth int) (any, error) {
+	if depth > maxYAMLDepth {
+		return nil, &yamlError{file: file, line: n.Line, col: n.Column, msg: "nesting too deep", src: lineOf(text, n.Line)}
+	}
+	switch n.Kind {
+	case yaml.DocumentNode:
+		if len(n.Content) == 0 {
+			return nil, nil
+		}
+		return decodeNode(file, text, n.Content[0], depth+1)
+	case yaml.AliasNode:
+		return decodeNode(file, text, n.Alias, depth+1)
+	case yaml.SequenceNode:
+		out := make([]any, 0, len(n.Content))
+		for _, c := range n.Content {
+			v, err := decodeNode(file, text, c, depth+1)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, v)
+		}
+		return out, nil
+	case yaml.MappingNode:
+		m := newOmap()
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k, v := n.Content[i], n.Content[i+1]
+			if k.Kind == yaml.ScalarNode && k.Tag == "!!merge" {
+				merged, err := decodeNode(file, text, v, depth+1)
+				if err != nil {
+					return nil, err
+				}
+				if mm, ok := merged.(*omap); ok {
+					for _, key := range mm.keys {
+						if _, exists := m.vals[key]; !exists {
+							m.set(key, mm.vals[key], mm.pos[key])
+						}
+					}
+				}
+				continue
+			}
+			if k.Kind != yaml.ScalarNode {
+				return nil, &yamlError{file: file, line: k.Line, col: k.Column, msg: "mapping keys must be scalars", src: lineOf(text, k.Line)}
+			}
+			key, err := scalar(k)
+			if err != nil {
+				return nil, &yamlError{file: file, line: k.Line, col: k.Column, msg: err.Error(), src: lineOf(text, k.Line)}
+			}
+			ks := keyString(key)
+			if _, dup := m.vals[ks]; dup {
+				return nil, &yamlError{file: file, line: k.Line, col: k.Column,
+					msg: fmt.Sprintf("key %q is defined twice (first at line %d)", ks, m.pos[ks].line), src: lineOf(text, k.Line)}
+			}
+			val, err := decodeNode(file, text, v, depth+1)
+			if err != nil {
+				return nil, err
+			}
+			m.set(ks, val, pos{k.Line, k.Column})
+		}
+		return m, nil
+	case yaml.ScalarNode:
+		v, err := scalar(n)
+		if err != nil {
+			return nil, &yamlError{file: file, line: n.Line, col: n.Column, msg: err.Error(), src: lineOf(text, n.Line)}
+		}
+		return v, nil
+	}
+	return nil, &yamlError{file: file, line: n.Line, col: n.Column, msg: "unsupported YAML node", src: lineOf(text, n.Line)}
+}
+
+var octalish = regexp.MustCompile(`^0[0-7]+$`)
+
+// scalar resolves a plain scalar the way Salt's YAML loader (PyYAML,
+// YAML 1.1) would where yaml.v3 (YAML 1.2) differs: yes/no/on/off are
+// booleans. Octal-looking numbers such as file modes (0644) stay strings,
+// which is what every file state wants.
+func scalar(n *yaml.Node) (any, error) {
+	if n.Style == 0 && (n.Tag == "!!str" || n.Tag == "!!int" || n.Tag == "") {
+		switch n.Value {
+		case "yes", "Yes", "YES", "on", "On", "ON":
+			return true, nil
+		case "no", "No", "NO", "off", "Off", "OFF":
+			return false, nil
+		}
+		if octalish.MatchString(n.Value) {
+			return n.Value, nil
+		}
+	}
+	var v any
+	if err := n.Decode(&v); err != nil {
+		return nil, err
+	}
+	switch x := v.(type) {
+	case int64:
+		return int(x), nil
+	case uint64:
+		return float64(x), nil
+	}
+	return v, nil
+}
+
+func keyString(k any) string {
+	switch x := k.(type) {
+	case nil:
+		return "None"
+	case string:
+		return x
+	case bool:
+		if x {
+			return "True"
+		}
+		return "False"
+	}
+	return fmt.Sprint(k)
+}
+
+// plain converts decoded YAML into plain Go data (ordered maps lose their
+// order), for pillar, args and the JSON that leaves the master.
+func plain(v any) any {
+	switch x := v.(type) {
+	case *omap:
+		out := make(map[string]any, len(x.keys))
+		for _, k := range x.keys {
+			out[k] = plain(x.vals[k])
+		}
+		return out
+	case []any:
+		out := make([]any, len(x))
+		for i, item := range x {
+			out[i] = plain(item)
+		}
+		return out
+	}
+	return v
+}
