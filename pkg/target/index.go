@@ -243,9 +243,16 @@ func (n *andNode) candidates(ix Index) ([]Candidate, bool) {
 	kids := append([]node(nil), n.kids...)
 	sort.SliceStable(kids, func(i, j int) bool { return kids[i].cost() < kids[j].cost() })
 	var out []Candidate
+	var idFilters []node
 	bounded, complete := false, true
 	for _, k := range kids {
 		c := k.cost()
+		if c >= costPrefix && idOnly(k) {
+			// Needs only the id: filter the candidates with it below,
+			// which keeps them Sure, instead of scanning an id range.
+			idFilters = append(idFilters, k)
+			continue
+		}
 		// Once the set is bounded, checking the remaining operands on the
 		// few candidates beats scanning an id range for them.
 		if c == costUnbounded || (bounded && c >= costPrefix) {
@@ -264,7 +271,25 @@ func (n *andNode) candidates(ix Index) ([]Candidate, bool) {
 		}
 	}
 	if !bounded {
-		return nil, false
+		if len(idFilters) == 0 {
+			return nil, false
+		}
+		// Only id operands: let the cheapest one bound the set.
+		f := idFilters[0]
+		kc, ok := f.candidates(ix)
+		if !ok {
+			return nil, false
+		}
+		out, bounded, idFilters = kc, true, idFilters[1:]
+	}
+	if len(idFilters) > 0 {
+		kept := out[:0]
+		for _, c := range out {
+			if matchesID(idFilters, c.ID) {
+				kept = append(kept, c)
+			}
+		}
+		out = kept
 	}
 	if !complete {
 		for i := range out {
@@ -272,6 +297,40 @@ func (n *andNode) candidates(ix Index) ([]Candidate, bool) {
 		}
 	}
 	return out, true
+}
+
+// idOnly reports whether n decides on the minion id alone.
+func idOnly(n node) bool {
+	switch x := n.(type) {
+	case *globNode, *listNode, *pcreNode:
+		return true
+	case *notNode:
+		return idOnly(x.kid)
+	case *andNode:
+		for _, k := range x.kids {
+			if !idOnly(k) {
+				return false
+			}
+		}
+		return true
+	case *orNode:
+		for _, k := range x.kids {
+			if !idOnly(k) {
+				return false
+			}
+		}
+		return true
+	}
+	return false
+}
+
+func matchesID(filters []node, id string) bool {
+	for _, f := range filters {
+		if !f.match(id, nil) {
+			return false
+		}
+	}
+	return true
 }
 
 func (n *orNode) cost() int {

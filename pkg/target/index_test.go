@@ -124,8 +124,10 @@ func TestCandidatesUseIndex(t *testing.T) {
 		{target.Grain, "ROLES:web", true, nil, nil, 1, 0},
 		{target.Grain, "roles:we*", false, nil, nil, 0, 0},
 		{target.Compound, "G@roles:web and G@env:prod", true, []string{"web-1"}, []string{"web-1"}, 2, 0},
-		// the id glob is checked on the index hits, not looked up
-		{target.Compound, "G@roles:web and web*", true, []string{"db-1", "web-1"}, nil, 1, 0},
+		// the id glob filters the index hits instead of scanning ids
+		{target.Compound, "G@roles:web and web*", true, []string{"web-1"}, []string{"web-1"}, 1, 0},
+		{target.Compound, "web* and not db* and L@web-1,web-2,db-1", true, []string{"web-1", "web-2"}, []string{"web-1", "web-2"}, 0, 0},
+		{target.Compound, "web* and E@.*2", true, []string{"web-2"}, []string{"web-2"}, 0, 1},
 		{target.Compound, "web* and not G@env:dev", true, []string{"web-1", "web-2"}, nil, 0, 1},
 		{target.Compound, "G@roles:web and G@env:prod or L@a,b", true, []string{"a", "b", "web-1"}, []string{"a", "b", "web-1"}, 2, 0},
 		{target.Compound, "G@roles:web or G@env:p*", false, nil, nil, 0, 0},
