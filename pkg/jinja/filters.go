@@ -28,6 +28,7 @@ var saltFilters = map[string]exec.FilterFunction{
 	"yaml_squote":  filterYAMLSQuote,
 	"items":        filterItems,
 	"load_yaml":    loadYAMLFilter,
+	"dictsort":     filterDictSort,
 	"load_json":    loadJSONFilter,
 	"regex_match":  filterRegex("match"),
 	"regex_search": filterRegex("search"),
@@ -147,6 +148,37 @@ func filterItems(_ *exec.Evaluator, in *exec.Value, _ *exec.VarArgs) *exec.Value
 	return exec.AsValue(itemsList(in))
 }
 
+// filterDictSort is Jinja's dictsort; gonja's only sees Go maps.
+func filterDictSort(_ *exec.Evaluator, in *exec.Value, p *exec.VarArgs) *exec.Value {
+	if in.IsError() {
+		return in
+	}
+	caseSensitive := p.GetKeywordArgument("case_sensitive", false).IsTrue()
+	by := p.GetKeywordArgument("by", "key").String()
+	if by != "key" && by != "value" {
+		return exec.AsValue(fmt.Errorf("dictsort: by must be 'key' or 'value', got %q", by))
+	}
+	reverse := p.GetKeywordArgument("reverse", false).IsTrue()
+	items := *itemsList(in)
+	slices.SortStableFunc(items, func(a, b any) int {
+		pa, pb := *a.(*Tuple), *b.(*Tuple)
+		i := 0
+		if by == "value" {
+			i = 1
+		}
+		x, y := exec.ToValue(pa[i]), exec.ToValue(pb[i])
+		if !caseSensitive && x.IsString() && y.IsString() {
+			x, y = exec.AsValue(strings.ToLower(x.String())), exec.AsValue(strings.ToLower(y.String()))
+		}
+		c := compare(x, y)
+		if reverse {
+			return -c
+		}
+		return c
+	})
+	return exec.AsValue(&items)
+}
+
 func filterRegex(mode string) exec.FilterFunction {
 	return func(_ *exec.Evaluator, in *exec.Value, p *exec.VarArgs) *exec.Value {
 		if len(p.Args) != 1 {
@@ -233,6 +265,8 @@ func writeJSON(b *strings.Builder, v any, sortKeys bool, indent, level int) {
 		b.WriteString(s)
 	case string:
 		writeJSONString(b, x)
+	case *Tuple:
+		writeJSON(b, (*List)(x), sortKeys, indent, level)
 	case *List:
 		if len(*x) == 0 {
 			b.WriteString("[]")
@@ -342,6 +376,8 @@ func yamlFlow(v any, level int, flow bool) string {
 		return s
 	case string:
 		return yamlScalar(x, flow)
+	case *Tuple:
+		return yamlFlow((*List)(x), level, flow)
 	case *List:
 		parts := make([]string, len(*x))
 		for i, item := range *x {

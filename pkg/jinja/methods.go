@@ -180,6 +180,8 @@ func listItems(v *exec.Value) []any {
 	switch x := v.Interface().(type) {
 	case *List:
 		return *x
+	case *Tuple:
+		return *x
 	case nil:
 		return nil
 	}
@@ -314,7 +316,7 @@ var dictMethods = exec.NewMethodSet[map[string]any](map[string]exec.Method[map[s
 func itemsList(v *exec.Value) *List {
 	l := List{}
 	for _, p := range dictPairs(v) {
-		pair := List{p.Key.Interface(), p.Value.Interface()}
+		pair := Tuple{p.Key.Interface(), p.Value.Interface()}
 		l = append(l, &pair)
 	}
 	return &l

@@ -20,6 +20,13 @@ type List []any
 // String renders the list like Python's repr, which is what Jinja prints.
 func (l *List) String() string { return pyRepr(l) }
 
+// Tuple is an immutable pair or row (dict items, dictsort); it only
+// differs from List in how it prints.
+type Tuple []any
+
+// String renders the tuple like Python's repr.
+func (t *Tuple) String() string { return pyRepr(t) }
+
 // toModel converts Go data into the template's data model: maps become
 // ordered *exec.Dict (keys sorted, so iteration is deterministic), slices
 // become *List, Func values become gonja callables. Containers already in
@@ -48,6 +55,14 @@ func (n *normaliser) norm(v any) any {
 			return x
 		}
 		n.seen[p] = true
+		for i := range *x {
+			(*x)[i] = n.norm((*x)[i])
+		}
+		return x
+	case *Tuple:
+		if x == nil {
+			return x
+		}
 		for i := range *x {
 			(*x)[i] = n.norm((*x)[i])
 		}
@@ -181,6 +196,11 @@ func fromModelDepth(v any, depth int) any {
 			out[i] = fromModelDepth(item, depth+1)
 		}
 		return out
+	case *Tuple:
+		if x == nil {
+			return []any(nil)
+		}
+		return fromModelDepth((*List)(x), depth)
 	case *exec.Dict:
 		if x == nil {
 			return map[string]any(nil)
@@ -287,6 +307,18 @@ func writeRepr(b *strings.Builder, v any, depth int) {
 			writeRepr(b, item, depth+1)
 		}
 		b.WriteByte(']')
+	case *Tuple:
+		b.WriteByte('(')
+		for i, item := range *x {
+			if i > 0 {
+				b.WriteString(", ")
+			}
+			writeRepr(b, item, depth+1)
+		}
+		if len(*x) == 1 {
+			b.WriteByte(',')
+		}
+		b.WriteByte(')')
 	case exec.ValuesList:
 		b.WriteByte('[')
 		for i, item := range x {
