@@ -1,0 +1,3 @@
+include:
+  - .packages
+  - .deploy

@@ -1,0 +1,7 @@
+php-web-host-packages:
+  pkg.installed:
+    - pkgs:
+      - nginx
+      - uwsgi
+      - uwsgi-plugin-php
+      - git

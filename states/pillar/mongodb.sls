@@ -1,0 +1,3 @@
+mongodb:
+  replset: rs0
+  port: 27017

@@ -1,0 +1,8 @@
+# Pillar top file (point pillar_roots here, e.g. {base: [/srv/brine/states/pillar]}).
+base:
+  'roles:php-web-host':
+    - match: grain
+    - deploy
+  'roles:mongo*':
+    - match: grain
+    - mongodb
