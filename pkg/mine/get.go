@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+
+	memdb "github.com/hashicorp/go-memdb"
 )
 
 // Resolver turns a target expression into minion ids. The master passes
@@ -62,13 +64,9 @@ func Get(ctx context.Context, store Store, resolver Resolver, allowed ACL, reque
 		}
 		return out, nil
 	}
-	entries, err := lookupEntries(ctx, store, ids, fun)
-	if err != nil {
-		return nil, fmt.Errorf("mine.get %s: %w", fun, err)
-	}
 	verdict := map[[2]string]bool{} // one allow_tgt resolves once per call
-	out := make(map[string]any, len(entries))
-	for id, e := range entries {
+	out := make(map[string]any, min(len(ids), 1<<16))
+	visit := func(e *Entry) {
 		if e.AllowTgt != "" {
 			k := [2]string{e.AllowTgt, e.AllowTgtType}
 			ok, seen := verdict[k]
@@ -77,31 +75,48 @@ func Get(ctx context.Context, store Store, resolver Resolver, allowed ACL, reque
 				verdict[k] = ok
 			}
 			if !ok {
-				continue
+				return
 			}
 		}
-		out[id] = e.Value
+		out[e.MinionID] = e.Value
+	}
+	if err := visitEntries(ctx, store, ids, fun, visit); err != nil {
+		return nil, fmt.Errorf("mine.get %s: %w", fun, err)
 	}
 	return out, nil
 }
 
-func lookupEntries(ctx context.Context, store Store, ids []string, fun string) (map[string]Entry, error) {
-	if eg, ok := store.(entryGetter); ok {
-		return eg.GetEntries(ctx, ids, fun)
+// entryVisitor is MemStore's copy-free read path.
+type entryVisitor interface {
+	lookup(ctx context.Context, ws memdb.WatchSet, ids []string, function string, found func(*Entry)) error
+}
+
+func visitEntries(ctx context.Context, store Store, ids []string, fun string, visit func(*Entry)) error {
+	switch st := store.(type) {
+	case entryVisitor:
+		return st.lookup(ctx, nil, ids, fun, visit)
+	case entryGetter:
+		es, err := st.GetEntries(ctx, ids, fun)
+		if err != nil {
+			return err
+		}
+		for _, e := range es {
+			visit(&e)
+		}
+		return nil
 	}
-	out := map[string]Entry{}
 	for _, id := range ids {
 		es, err := store.Entries(ctx, id)
 		if err != nil {
-			return nil, err
+			return err
 		}
-		for _, e := range es {
-			if e.Function == fun {
-				out[id] = e
+		for i := range es {
+			if es[i].Function == fun {
+				visit(&es[i])
 			}
 		}
 	}
-	return out, nil
+	return nil
 }
 
 // GetRequest is a parsed mine.get call.

@@ -46,6 +46,16 @@ func (inv *inventory) Select(expr, tgtType string) ([]string, error) {
 // different Store (JetStream KV) would.
 type entriesOnly struct{ Store }
 
+// getterOnly offers GetEntries but not MemStore's internal visitor.
+type getterOnly struct {
+	Store
+	m *MemStore
+}
+
+func (g getterOnly) GetEntries(ctx context.Context, ids []string, fn string) (map[string]Entry, error) {
+	return g.m.GetEntries(ctx, ids, fn)
+}
+
 func TestGetACL(t *testing.T) {
 	ctx := context.Background()
 	inv := &inventory{roles: map[string]string{"web1": "web", "web2": "web", "db1": "db", "lb1": "lb"}}
@@ -82,7 +92,7 @@ func TestGetACL(t *testing.T) {
 			want: map[string]any{"db1": "198.18.0.21"}},
 		{name: "missing function", tgt: "*", fun: "nope", want: map[string]any{}},
 	}
-	for _, store := range []Store{base, entriesOnly{base}} {
+	for _, store := range []Store{base, entriesOnly{base}, getterOnly{base, base}} {
 		for _, tt := range tests {
 			t.Run(fmt.Sprintf("%T/%s", store, tt.name), func(t *testing.T) {
 				got, err := Get(ctx, store, inv, tt.acl, tt.requester, tt.tgt, tt.fun, tt.tgtType)

@@ -190,7 +190,7 @@ const pointLookupMax = 256
 // GetWatch is Get that also adds to ws channels that fire when what was
 // read changes, for blocking queries (ws.WatchCtx). ws may be nil.
 func (s *MemStore) GetWatch(ctx context.Context, ws memdb.WatchSet, ids []string, function string) (map[string]any, error) {
-	out := make(map[string]any, min(len(ids), 4096))
+	out := make(map[string]any, min(len(ids), 1<<16))
 	err := s.lookup(ctx, ws, ids, function, func(e *Entry) { out[e.MinionID] = e.Value })
 	if err != nil {
 		return nil, err
@@ -201,7 +201,7 @@ func (s *MemStore) GetWatch(ctx context.Context, ws memdb.WatchSet, ids []string
 // GetEntries is Get with the entries' ACL, used by the package-level Get to
 // apply allow_tgt without a second lookup per minion.
 func (s *MemStore) GetEntries(ctx context.Context, ids []string, function string) (map[string]Entry, error) {
-	out := make(map[string]Entry, min(len(ids), 4096))
+	out := make(map[string]Entry, min(len(ids), 1<<16))
 	err := s.lookup(ctx, nil, ids, function, func(e *Entry) { out[e.MinionID] = *e })
 	if err != nil {
 		return nil, err
