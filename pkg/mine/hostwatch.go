@@ -31,7 +31,10 @@ func newHostWatcher(poll time.Duration, useNetlink bool, log *slog.Logger) *host
 	return &hostWatcher{poll: poll, netlink: useNetlink, log: log}
 }
 
-func (w *hostWatcher) run(ctx context.Context, out chan<- struct{}) {
+// start takes the baseline and subscribes before returning, so a change
+// made while the caller's first refresh runs is not lost; it then watches
+// in the background until ctx ends.
+func (w *hostWatcher) start(ctx context.Context, out chan<- struct{}) {
 	last, err := hostFingerprint()
 	if err != nil {
 		w.log.Warn("mine: reading host addresses", "err", err)
@@ -43,6 +46,10 @@ func (w *hostWatcher) run(ctx context.Context, out chan<- struct{}) {
 			events = nil
 		}
 	}
+	go w.loop(ctx, out, last, events)
+}
+
+func (w *hostWatcher) loop(ctx context.Context, out chan<- struct{}, last string, events <-chan struct{}) {
 	tick := time.NewTicker(w.poll)
 	defer tick.Stop()
 	settle := time.NewTimer(time.Hour)
@@ -72,6 +79,9 @@ func (w *hostWatcher) run(ctx context.Context, out chan<- struct{}) {
 		case _, ok := <-events:
 			if !ok {
 				events = nil
+				if ctx.Err() != nil {
+					return
+				}
 				w.log.Info("mine: netlink subscription ended, polling only", "poll", w.poll)
 				continue
 			}

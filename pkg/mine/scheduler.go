@@ -95,7 +95,7 @@ func (s *Scheduler) Run(ctx context.Context) error {
 	changes := make(chan struct{}, 1)
 	if s.ChangePoll >= 0 {
 		w := newHostWatcher(s.ChangePoll, !s.NoNetlink, s.log)
-		go w.run(ctx, changes)
+		w.start(ctx, changes)
 	}
 	if err := s.Refresh(ctx, true); err != nil && ctx.Err() == nil {
 		s.log.Warn("mine: initial refresh", "err", err)
