@@ -239,18 +239,16 @@ type txnIndex struct {
 	err error
 }
 
-func (t *txnIndex) GrainRows(path, value string) []target.GrainRow {
+func (t *txnIndex) GrainRows(path, value string, fn func(target.GrainRow)) {
 	it, err := t.txn.Get(tableGrains, indexPathValue, path, value)
 	if err != nil {
 		t.err = err
-		return nil
+		return
 	}
-	var out []target.GrainRow
 	for raw := it.Next(); raw != nil; raw = it.Next() {
 		row := raw.(*grainRow)
-		out = append(out, target.GrainRow{ID: row.MinionID, Exact: row.Exact})
+		fn(target.GrainRow{ID: row.MinionID, Exact: row.Exact})
 	}
-	return out
 }
 
 func (t *txnIndex) IDsWithPrefix(prefix string) []string {

@@ -23,9 +23,10 @@ type GrainRow struct {
 
 // Index is what a minion store offers to narrow a match.
 type Index interface {
-	// GrainRows returns the minions having the row (path, value), sorted
-	// by id, at most one per minion.
-	GrainRows(path, value string) []GrainRow
+	// GrainRows calls fn for each minion having the row (path, value), in
+	// id order, at most once per minion. (A callback rather than a slice:
+	// at 10,000 minions the intermediate slices were half the cost.)
+	GrainRows(path, value string, fn func(GrainRow))
 	// IDsWithPrefix returns the ids of all known minions that start with
 	// prefix, sorted.
 	IDsWithPrefix(prefix string) []string
@@ -212,11 +213,10 @@ func (n *grainNode) candidates(ix Index) ([]Candidate, bool) {
 				ambiguous = true
 			}
 		}
-		rows := ix.GrainRows(strings.Join(s.keyParts, ":"), strings.ToLower(s.rest))
-		c := make([]Candidate, len(rows))
-		for j, r := range rows {
-			c[j] = Candidate{ID: r.ID, Sure: r.Exact && !ambiguous, Known: true}
-		}
+		var c []Candidate
+		ix.GrainRows(strings.Join(s.keyParts, ":"), strings.ToLower(s.rest), func(r GrainRow) {
+			c = append(c, Candidate{ID: r.ID, Sure: r.Exact && !ambiguous, Known: true})
+		})
 		if i == 0 {
 			out = c
 		} else {

@@ -35,9 +35,11 @@ func newMapIndex(minions map[string]map[string]any) *mapIndex {
 	return ix
 }
 
-func (ix *mapIndex) GrainRows(path, value string) []target.GrainRow {
+func (ix *mapIndex) GrainRows(path, value string, fn func(target.GrainRow)) {
 	ix.lookups++
-	return ix.rows[[2]string{path, value}]
+	for _, r := range ix.rows[[2]string{path, value}] {
+		fn(r)
+	}
 }
 
 func (ix *mapIndex) IDsWithPrefix(prefix string) []string {
