@@ -81,8 +81,8 @@ func (testMatcher) Match(expr, tgtType, id string, grains map[string]any) (bool,
 
 // fakeMine answers mine.get from fixed data, targeting with testMatcher.
 type fakeMine struct {
-	grains map[string]map[string]any     // minion -> grains
-	data   map[string]map[string]any     // minion -> fun -> value
+	grains map[string]map[string]any // minion -> grains
+	data   map[string]map[string]any // minion -> fun -> value
 	calls  []string
 }
 

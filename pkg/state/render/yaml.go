@@ -101,7 +101,8 @@ func parseYAML(file string, text []byte) (any, error) {
 	if doc.Kind == 0 || len(doc.Content) == 0 {
 		return nil, nil
 	}
-	return decodeNode(file, text, doc.Content[0], 0)
+	budget := maxYAMLNodes
+	return decodeNode(file, text, doc.Content[0], 0, &budget)
 }
 
 func firstFailingLine(text []byte) int {
@@ -139,9 +140,17 @@ func lineOf(text []byte, line int) string {
 	return strings.TrimRight(lines[line-1], "\r")
 }
 
-const maxYAMLDepth = 200
+const (
+	maxYAMLDepth = 200
+	maxYAMLNodes = 1 << 18
+)
 
-func decodeNode(file string, text []byte, n *yaml.Node, depth int) (any, error) {
+func decodeNode(file string, text []byte, n *yaml.Node, depth int, budget *int) (any, error) {
+	// Aliases can make a small document expand exponentially.
+	*budget--
+	if *budget < 0 {
+		return nil, &yamlError{file: file, line: n.Line, col: n.Column, msg: fmt.Sprintf("document expands to more than %d values (alias bomb?)", maxYAMLNodes), src: lineOf(text, n.Line)}
+	}
 	if depth > maxYAMLDepth {
 		return nil, &yamlError{file: file, line: n.Line, col: n.Column, msg: "nesting too deep", src: lineOf(text, n.Line)}
 	}
@@ -150,13 +159,13 @@ func decodeNode(file string, text []byte, n *yaml.Node, depth int) (any, error) 
 		if len(n.Content) == 0 {
 			return nil, nil
 		}
-		return decodeNode(file, text, n.Content[0], depth+1)
+		return decodeNode(file, text, n.Content[0], depth+1, budget)
 	case yaml.AliasNode:
-		return decodeNode(file, text, n.Alias, depth+1)
+		return decodeNode(file, text, n.Alias, depth+1, budget)
 	case yaml.SequenceNode:
 		out := make([]any, 0, len(n.Content))
 		for _, c := range n.Content {
-			v, err := decodeNode(file, text, c, depth+1)
+			v, err := decodeNode(file, text, c, depth+1, budget)
 			if err != nil {
 				return nil, err
 			}
@@ -168,7 +177,7 @@ func decodeNode(file string, text []byte, n *yaml.Node, depth int) (any, error) 
 		for i := 0; i+1 < len(n.Content); i += 2 {
 			k, v := n.Content[i], n.Content[i+1]
 			if k.Kind == yaml.ScalarNode && k.Tag == "!!merge" {
-				merged, err := decodeNode(file, text, v, depth+1)
+				merged, err := decodeNode(file, text, v, depth+1, budget)
 				if err != nil {
 					return nil, err
 				}
@@ -193,7 +202,7 @@ func decodeNode(file string, text []byte, n *yaml.Node, depth int) (any, error) 
 				return nil, &yamlError{file: file, line: k.Line, col: k.Column,
 					msg: fmt.Sprintf("key %q is defined twice (first at line %d)", ks, m.pos[ks].line), src: lineOf(text, k.Line)}
 			}
-			val, err := decodeNode(file, text, v, depth+1)
+			val, err := decodeNode(file, text, v, depth+1, budget)
 			if err != nil {
 				return nil, err
 			}
