@@ -1,10 +1,10 @@
 // Package mongostub is the smallest mongod the fleet story needs: a
 // replica-set member started with --replSet that was never initiated.
 // It speaks MongoDB's wire protocol (OP_QUERY for the driver's legacy
-// first handshake, OP_MSG for everything else) and knows five commands:
+// first handshake, OP_MSG for everything else) and knows a few commands:
 // hello/isMaster, ping, replSetGetConfig (NotYetInitialized, code 94,
-// until initiated), replSetInitiate (remembers the config) and
-// endSessions. Anything else gets CommandNotFound.
+// until initiated), replSetInitiate and replSetReconfig (remember the
+// config) and endSessions. Anything else gets CommandNotFound.
 //
 // MongoDB is not packaged for Debian, so the story's db hosts run this
 // instead; the mongodb.replset state still goes through the official
@@ -37,6 +37,10 @@ const (
 
 // Server is one stub mongod.
 type Server struct {
+	// OnConfig, when set, is called with each config a replSetInitiate or
+	// replSetReconfig installs.
+	OnConfig func(bson.Raw)
+
 	mu       sync.Mutex
 	config   bson.Raw // nil until replSetInitiate
 	commands []string
@@ -239,12 +243,31 @@ func (s *Server) command(doc bson.Raw, connID int32) []byte {
 		if cfg != nil {
 			return fail(23, "AlreadyInitialized", "already initialized")
 		}
-		s.mu.Lock()
-		s.config = append(bson.Raw(nil), d...)
-		s.mu.Unlock()
+		s.install(d)
+		return ok()
+	case "replSetReconfig":
+		v, err := doc.LookupErr("replSetReconfig")
+		d, isDoc := v.DocumentOK()
+		if err != nil || !isDoc {
+			return fail(14, "TypeMismatch", "replSetReconfig wants a config document")
+		}
+		if cfg == nil {
+			return fail(codeNotYetInitialized, "NotYetInitialized", "no replset config has been received")
+		}
+		s.install(d)
 		return ok()
 	}
 	return fail(codeCommandNotFound, "CommandNotFound", fmt.Sprintf("no such command: '%s'", name))
+}
+
+func (s *Server) install(d bson.Raw) {
+	s.mu.Lock()
+	s.config = append(bson.Raw(nil), d...)
+	f := s.OnConfig
+	s.mu.Unlock()
+	if f != nil {
+		f(d)
+	}
 }
 
 func mustMarshal(d bson.D) []byte {

@@ -273,6 +273,18 @@ func (f *Fleet) Hosts() []*Host {
 // with EBUSY.
 func (h *Host) HostsFile() string { return filepath.Join(EtcNetns, h.NS, "hosts") }
 
+// EtcDir is /etc/netns/<ns>: every entry in it is bind-mounted over the
+// /etc entry of the same name for commands run with `ip netns exec` (a
+// directory such as init.d as well as a file), in a mount namespace of
+// their own, so the machine's /etc is never touched.
+func (h *Host) EtcDir() string { return filepath.Join(EtcNetns, h.NS) }
+
+// Command is argv inside the namespace, ready to be given an Env.
+func (h *Host) Command(ctx context.Context, argv ...string) *exec.Cmd {
+	a := h.Argv(argv...)
+	return exec.CommandContext(ctx, a[0], a[1:]...)
+}
+
 // Argv is argv run inside the namespace (`ip netns exec NS argv...`).
 func (h *Host) Argv(argv ...string) []string {
 	return append([]string{"ip", "netns", "exec", h.NS}, argv...)
