@@ -374,3 +374,29 @@ func TestCellEscapes(t *testing.T) {
 		}
 	}
 }
+
+// FuzzWrap checks the comment wrapper used for the default files: no word
+// is lost, split or reordered, and no line is longer than the width unless
+// it is one word that is longer by itself.
+func FuzzWrap(f *testing.F) {
+	for _, s := range []string{"", "a b c", "Control socket for brinectl; its file permissions (0600, owner) are the access control.", "averyveryverylongword x", "tabs\tand\nnewlines  here"} {
+		f.Add(s, 20)
+	}
+	f.Fuzz(func(t *testing.T, s string, width int) {
+		if width < 1 || width > 200 {
+			return
+		}
+		lines := wrap(s, width)
+		if got, want := strings.Fields(strings.Join(lines, " ")), strings.Fields(s); !reflect.DeepEqual(got, want) && !(len(got) == 0 && len(want) == 0) {
+			t.Fatalf("wrap(%q, %d) words %q, want %q", s, width, got, want)
+		}
+		for _, l := range lines {
+			if n := len([]rune(l)); n > width && len(strings.Fields(l)) > 1 {
+				t.Fatalf("wrap(%q, %d): line %q is %d runes", s, width, l, n)
+			}
+			if l != strings.TrimSpace(l) || l == "" {
+				t.Fatalf("wrap(%q, %d): untrimmed or empty line %q", s, width, l)
+			}
+		}
+	})
+}
