@@ -19,7 +19,6 @@ type metrics struct {
 	events       *prometheus.CounterVec
 	eventsDrop   prometheus.Counter
 	webhook      *prometheus.CounterVec
-	reactions    *prometheus.CounterVec
 	renderSecs   prometheus.Histogram
 	applySecs    prometheus.Histogram
 }
@@ -34,12 +33,11 @@ func newMetrics() *metrics {
 		events:       prometheus.NewCounterVec(prometheus.CounterOpts{Name: "brine_events_total", Help: "Events published, by the first part of the tag."}, []string{"prefix"}),
 		eventsDrop:   prometheus.NewCounter(prometheus.CounterOpts{Name: "brine_events_dropped_total", Help: "Events a slow subscriber lost."}),
 		webhook:      prometheus.NewCounterVec(prometheus.CounterOpts{Name: "brine_webhook_requests_total", Help: "Webhook requests by result."}, []string{"result"}),
-		reactions:    prometheus.NewCounterVec(prometheus.CounterOpts{Name: "brine_reactions_total", Help: "Reactions by outcome."}, []string{"outcome"}),
 		renderSecs:   prometheus.NewHistogram(prometheus.HistogramOpts{Name: "brine_state_render_seconds", Help: "Time to render and compile states for one minion."}),
 		applySecs:    prometheus.NewHistogram(prometheus.HistogramOpts{Name: "brine_state_apply_seconds", Help: "Time a minion reported for applying states."}),
 	}
 	mt.reg.MustRegister(mt.jobsStarted, mt.jobsFinished, mt.jobsTimedOut, mt.returns, mt.events, mt.eventsDrop,
-		mt.webhook, mt.reactions, mt.renderSecs, mt.applySecs,
+		mt.webhook, mt.renderSecs, mt.applySecs,
 		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	return mt
 }
