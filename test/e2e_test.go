@@ -191,7 +191,7 @@ func TestBinariesLikeTheReadme(t *testing.T) {
 	if len(got) != 1 || fmt.Sprint(got["db1"]) != "[mongodb_server mongo_primary]" {
 		t.Fatalf("compound: %v", got)
 	}
-	got = c.json("run", "*", "cmd.run", "echo hi; echo err >&2", "--timeout", "20")
+	got = c.json("run", "*", "cmd.run", "echo hi; echo err >&2", "--timeout", "20").(map[string]any)
 	if len(got) != 3 {
 		t.Fatalf("cmd.run on all: %v", got)
 	}

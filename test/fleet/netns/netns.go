@@ -66,12 +66,14 @@ type Fleet struct {
 	Prefix string // "bf1a2b-"
 	Bridge string // bridge link name in the root namespace
 
-	logf  Logf
-	lock  *os.File
-	mu    sync.Mutex
-	hosts []*Host
-	procs []*Proc
-	done  bool
+	logf   Logf
+	dir    string // per-host files
+	ownDir bool   // dir was made by New and goes with Close
+	lock   *os.File
+	mu     sync.Mutex
+	hosts  []*Host
+	procs  []*Proc
+	done   bool
 }
 
 // Host is one network namespace on the fleet's bridge.
@@ -81,7 +83,8 @@ type Host struct {
 	Veth string     // bridge-side veth in the root namespace
 	Addr netip.Addr // eth0's address when created
 
-	fleet *Fleet
+	fleet     *Fleet
+	hostsFile string
 }
 
 // Options tune New.
@@ -90,6 +93,9 @@ type Options struct {
 	// LockWait bounds how long New waits for another fleet on this
 	// machine to finish (they would share 198.18.0.1). Default 3 minutes.
 	LockWait time.Duration
+	// Dir holds per-host files (<Dir>/<name>/hosts). Default: a new
+	// temporary directory that Close removes.
+	Dir string
 }
 
 // Available reports, without changing anything, whether New can work
@@ -122,9 +128,16 @@ func New(ctx context.Context, o Options) (*Fleet, error) {
 	if err != nil {
 		return nil, err
 	}
-	f := &Fleet{logf: o.Logf, lock: lock}
+	f := &Fleet{logf: o.Logf, lock: lock, dir: o.Dir}
 	if f.logf == nil {
 		f.logf = func(string, ...any) {}
+	}
+	if f.dir == "" {
+		if f.dir, err = os.MkdirTemp("", "brine-fleet-"); err != nil {
+			f.unlock()
+			return nil, fmt.Errorf("fleet dir: %w", err)
+		}
+		f.ownDir = true
 	}
 	if err := Sweep(ctx, f.logf); err != nil {
 		f.logf("sweep of leftovers incomplete: %v", err)
@@ -196,9 +209,10 @@ func (f *Fleet) unlock() {
 }
 
 // AddHost creates namespace <prefix><name> with eth0 at the next free
-// address, lo up, IPv6 off (so no link-local addresses either), and an
-// /etc/netns/<ns>/hosts holding initialHosts (which `ip netns exec`
-// bind-mounts over /etc/hosts for every command run in the namespace).
+// address, lo up, IPv6 off (so no link-local addresses either), and its
+// own /etc/hosts holding initialHosts: `ip netns exec` bind-mounts
+// /etc/netns/<ns>/hosts over /etc/hosts for every command run in the
+// namespace, and that is a symlink to HostsFile().
 func (f *Fleet) AddHost(ctx context.Context, name, initialHosts string) (*Host, error) {
 	f.mu.Lock()
 	n := len(f.hosts)
@@ -212,11 +226,17 @@ func (f *Fleet) AddHost(ctx context.Context, name, initialHosts string) (*Host, 
 	f.hosts = append(f.hosts, h)
 	f.mu.Unlock()
 
-	etc := filepath.Join(EtcNetns, h.NS)
-	if err := os.MkdirAll(etc, 0o755); err != nil {
+	h.hostsFile = filepath.Join(f.dir, name, "hosts")
+	if err := os.MkdirAll(filepath.Dir(h.hostsFile), 0o755); err != nil {
 		return nil, fmt.Errorf("host %s: %w", name, err)
 	}
-	if err := os.WriteFile(filepath.Join(etc, "hosts"), []byte(initialHosts), 0o644); err != nil {
+	if err := os.WriteFile(h.hostsFile, []byte(initialHosts), 0o644); err != nil {
+		return nil, fmt.Errorf("host %s: %w", name, err)
+	}
+	if err := os.MkdirAll(h.EtcDir(), 0o755); err != nil {
+		return nil, fmt.Errorf("host %s: %w", name, err)
+	}
+	if err := os.Symlink(h.hostsFile, filepath.Join(h.EtcDir(), "hosts")); err != nil {
 		return nil, fmt.Errorf("host %s: %w", name, err)
 	}
 	if err := run(ctx, "ip", "netns", "add", h.NS); err != nil {
@@ -270,8 +290,14 @@ func (f *Fleet) Hosts() []*Host {
 // HostsFile is the file that is /etc/hosts inside the namespace. Tools
 // that replace /etc/hosts by rename must be pointed here: /etc/hosts is a
 // bind mount inside the namespace, and rename(2) onto a mount point fails
-// with EBUSY.
-func (h *Host) HostsFile() string { return filepath.Join(EtcNetns, h.NS, "hosts") }
+// with EBUSY. Each `ip netns exec` resolves the symlink afresh, so it sees
+// the file as last replaced; a process already running keeps the inode
+// that was there when it started.
+//
+// It lives outside /etc/netns/<ns> because everything in that directory
+// is bind-mounted over /etc, and a writer's lock or temp file beside the
+// hosts file would be too (with a warning, as /etc has no such file).
+func (h *Host) HostsFile() string { return h.hostsFile }
 
 // EtcDir is /etc/netns/<ns>: every entry in it is bind-mounted over the
 // /etc entry of the same name for commands run with `ip netns exec` (a
@@ -303,6 +329,19 @@ func (h *Host) ArgvUTS(argv ...string) []string {
 // the error carries the output.
 func (h *Host) Run(ctx context.Context, argv ...string) (string, error) {
 	return output(ctx, h.Argv(argv...)...)
+}
+
+// Output runs argv inside the namespace and returns its standard output;
+// the error carries standard error.
+func (h *Host) Output(ctx context.Context, argv ...string) (string, error) {
+	cmd := h.Command(ctx, argv...)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	cmd.WaitDelay = 2 * time.Second
+	if err := cmd.Run(); err != nil {
+		return out.String(), fmt.Errorf("in %s: %s: %w: %s", h.Name, strings.Join(argv, " "), err, strings.TrimSpace(errb.String()))
+	}
+	return out.String(), nil
 }
 
 // SetLink takes the bridge-side veth down or up: from the host's view the
@@ -382,6 +421,9 @@ func (f *Fleet) Close() error {
 	defer cancel()
 	err := removePrefix(ctx, f.Prefix)
 	os.Remove(filepath.Join(RunDir, f.Prefix+"owner"))
+	if f.ownDir {
+		os.RemoveAll(f.dir)
+	}
 	f.unlock()
 	if err == nil {
 		f.logf("fleet %s torn down", f.Prefix)

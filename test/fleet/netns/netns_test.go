@@ -100,9 +100,19 @@ func TestFleetHostsTalkOnlyOverTheBridge(t *testing.T) {
 		if err != nil || strings.TrimSpace(string(out)) != "a" {
 			t.Fatalf("hostname in a: %q %v", out, err)
 		}
-		got, err := a.Run(ctx, "cat", "/etc/hosts")
+		got, err := a.Output(ctx, "cat", "/etc/hosts")
 		if err != nil || got != "# kept\n127.0.0.1 localhost\n" {
 			t.Fatalf("/etc/hosts in a: %q %v", got, err)
+		}
+		// Replaced by rename, as brine's host states do: the next command
+		// in the namespace sees the new file.
+		tmp := a.HostsFile() + ".new"
+		os.WriteFile(tmp, []byte("198.18.0.12 b\n"), 0o644)
+		if err := os.Rename(tmp, a.HostsFile()); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := a.Output(ctx, "getent", "hosts", "b"); err != nil || strings.Fields(got)[0] != "198.18.0.12" {
+			t.Fatalf("getent hosts b after replace: %q %v", got, err)
 		}
 		if routes, _ := a.Run(ctx, "ip", "route", "show", "default"); strings.TrimSpace(routes) != "" {
 			t.Fatalf("default route in a: %q", routes)
