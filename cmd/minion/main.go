@@ -56,6 +56,10 @@ func main() {
 			}
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
+			// SIGHUP would otherwise end the process with a status systemd
+			// treats as clean, leaving the node unmanaged. The minion has
+			// nothing to reload that a restart would not do better.
+			signal.Ignore(syscall.SIGHUP)
 			m, err := minion.New(cfg, log)
 			if err != nil {
 				return err
