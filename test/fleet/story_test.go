@@ -387,6 +387,7 @@ func (w *world) addressChange(t *testing.T, addrs map[string]string) {
 
 func (w *world) masterCrash(t *testing.T, addrs map[string]string) {
 	w.say("6. the master is SIGKILLed in the middle of a highstate")
+	before := w.quiesce(t)
 	// Reset every hosts file to its original content, so that the
 	// highstate has to rewrite all of them while the master dies.
 	old := map[string]string{}
@@ -400,31 +401,47 @@ func (w *world) masterCrash(t *testing.T, addrs map[string]string) {
 	if w.deployed == "" {
 		pillar = `pillar={}` // step 4 failed; web hosts will fail the deploy
 	}
+	var crashedOut, crashedErr string
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		w.ctl.run("state", "highstate", "*", pillar, "-t", "30")
+		crashedOut, crashedErr, _ = w.ctl.run("state", "highstate", "*", pillar, "-t", "30", "-v", "--state-output", "terse")
 	}()
+	// Poll tightly: the kill must land while the minions are applying.
 	changed := 0
-	eventually(t, "the highstate starts writing hosts files", 60*time.Second, func() bool {
+	deadline := time.Now().Add(60 * time.Second)
+	for changed == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the highstate wrote no hosts file within 60s")
+		}
 		for _, s := range story {
-			if readFile(w.hosts[s.id].HostsFile()) != old[s.id] {
+			if b, _ := os.ReadFile(w.hosts[s.id].HostsFile()); string(b) != old[s.id] {
 				changed++
 			}
 		}
-		return changed > 0
-	})
+		time.Sleep(time.Millisecond)
+	}
 	if err := w.master.Kill(); err != nil {
 		t.Fatal(err)
 	}
-	w.say("master killed with %d of %d hosts files rewritten", changed, len(story))
 	<-done
+	var returned []string
+	for _, line := range strings.Split(crashedOut, "\n") {
+		if id, ok := strings.CutSuffix(line, ":"); ok && w.specs[id].id == id {
+			returned = append(returned, id)
+		}
+	}
+	w.say("master killed with %d of %d hosts files rewritten and returns from %v", changed, len(story), returned)
+	w.show("brinectl state highstate '*' as the master died (stderr)", crashedErr)
+	if len(returned) == len(story) {
+		t.Fatalf("every minion had returned before the kill: not in the middle of the highstate\n%s", crashedOut)
+	}
 
 	// Every file, watched while the minions finish on their own: it always
 	// parses, keeps its original lines, and every name in it is at the
 	// right address. Each write is an atomic rename, so a reader sees a
 	// whole file before or after each host.present, never half of one.
-	deadline := time.Now().Add(3 * time.Second)
+	deadline = time.Now().Add(3 * time.Second)
 	for time.Now().Before(deadline) {
 		for _, s := range story {
 			content := readFile(w.hosts[s.id].HostsFile())
@@ -456,6 +473,21 @@ func (w *world) masterCrash(t *testing.T, addrs map[string]string) {
 		}
 		return n == len(story)
 	})
+	// The job was written to the job cache before it was sent, so it
+	// survives the crash. Its returns are whatever reached the master
+	// before the kill, plus returns the minions held while the master was
+	// away; minions it was never sent to will not return.
+	var jobs []map[string]any
+	for _, j := range w.ctl.mustJSON("job", "list").([]any) {
+		if !before[fmt.Sprint(asMap(j)["jid"])] {
+			jobs = append(jobs, asMap(j))
+		}
+	}
+	if len(jobs) != 1 || fmt.Sprint(jobs[0]["minions"]) != fmt.Sprint(len(story)) {
+		t.Errorf("want the crashed highstate, targeting %d minions, as the one new job in the cache: %v", len(story), jobs)
+	} else {
+		w.say("the crashed job %s is in the job cache: %v of %v minions returned", jobs[0]["jid"], jobs[0]["returned"], jobs[0]["minions"])
+	}
 	w.say("6. a second highstate converges")
 	v, code := w.ctl.json("state", "highstate", "*", pillar, "-t", "90")
 	applied(t, v, allIDs(), false)
@@ -468,6 +500,39 @@ func (w *world) masterCrash(t *testing.T, addrs map[string]string) {
 	}
 	out, _, _ := w.ctl.run("state", "highstate", "web1", pillar, "-t", "60", "--state-output", "terse")
 	w.show("brinectl state highstate web1 (terse)", out)
+}
+
+// quiesce waits until no job is waiting for returns and no hosts file is
+// changing (the mine-update reactor may still be applying hosts.sls), and
+// returns the jids in the job cache.
+func (w *world) quiesce(t *testing.T) map[string]bool {
+	t.Helper()
+	jids := map[string]bool{}
+	snapshot := func() string {
+		var b strings.Builder
+		for _, s := range story {
+			b.WriteString(readFile(w.hosts[s.id].HostsFile()))
+		}
+		return b.String()
+	}
+	last := ""
+	eventually(t, "every job returned and hosts files settled", 60*time.Second, func() bool {
+		for _, j := range w.ctl.mustJSON("job", "list").([]any) {
+			j := asMap(j)
+			jids[fmt.Sprint(j["jid"])] = true
+			if fmt.Sprint(j["returned"]) != fmt.Sprint(j["minions"]) {
+				return false
+			}
+		}
+		now := snapshot()
+		settled := now == last
+		last = now
+		if !settled {
+			time.Sleep(500 * time.Millisecond)
+		}
+		return settled
+	})
+	return jids
 }
 
 func (w *world) pulledCable(t *testing.T) {

@@ -166,7 +166,7 @@ func newWorld(t *testing.T) *world {
 	if narrate {
 		logf = func(f string, a ...any) { t.Logf(f, a...); fmt.Printf("   "+f+"\n", a...) }
 	}
-	w.fleet, err = netns.New(ctx, netns.Options{Logf: logf})
+	w.fleet, err = netns.New(ctx, netns.Options{Logf: logf, Dir: w.path("hosts")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -497,7 +497,7 @@ func (w *world) fetch(id, url string) (string, error) {
 func (w *world) in(id string, argv ...string) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
-	return w.hosts[id].Run(ctx, argv...)
+	return w.hosts[id].Output(ctx, argv...)
 }
 
 func (w *world) dumpLogs() {
