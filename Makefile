@@ -4,7 +4,7 @@ PROTOC_GEN_GO_VERSION := v1.36.12
 PROTOC_GEN_GO_GRPC_VERSION := v1.6.2
 GOBIN_TOOLS := $(CURDIR)/.tools
 
-.PHONY: build proto test demo clean package
+.PHONY: build proto test demo demo-fleet clean package
 
 build:
 	CGO_ENABLED=0 $(GO) build -o $(BIN)/brine-master ./cmd/master
@@ -23,6 +23,9 @@ test: build
 
 demo: build
 	./scripts/demo.sh
+
+demo-fleet: build
+	./scripts/demo-fleet.sh
 
 package:
 	GO=$(GO) ./scripts/package.sh

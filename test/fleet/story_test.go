@@ -25,16 +25,24 @@ func TestStory(t *testing.T) {
 		addrs[s.id] = w.hosts[s.id].Addr.String()
 	}
 
-	if !t.Run("1 enroll and fill the mine", func(t *testing.T) { w.t = t; w.enroll(t, addrs) }) {
+	// Each step is a subtest; w.t follows it so that helpers fail the step
+	// they run in.
+	step := func(name string, fn func(t *testing.T)) bool {
+		return t.Run(name, func(st *testing.T) {
+			w.t = st
+			defer func() { w.t = t }()
+			fn(st)
+		})
+	}
+	if !step("1 enroll and fill the mine", func(t *testing.T) { w.enroll(t, addrs) }) {
 		t.Fatal("without enrolled minions the rest of the story cannot run")
 	}
-	t.Run("2 hosts files from the mine", func(t *testing.T) { w.t = t; w.hostsFromMine(t, addrs) })
-	t.Run("3 replica set config", func(t *testing.T) { w.t = t; w.replset(t) })
-	t.Run("4 deploy by webhook", func(t *testing.T) { w.t = t; w.deploy(t) })
-	t.Run("5 address change", func(t *testing.T) { w.t = t; w.addressChange(t, addrs) })
-	t.Run("6a master crash mid-highstate", func(t *testing.T) { w.t = t; w.masterCrash(t, addrs) })
-	t.Run("6b pulled cable", func(t *testing.T) { w.t = t; w.pulledCable(t) })
-	w.t = t
+	step("2 hosts files from the mine", func(t *testing.T) { w.hostsFromMine(t, addrs) })
+	step("3 replica set config", w.replset)
+	step("4 deploy by webhook", w.deploy)
+	step("5 address change", func(t *testing.T) { w.addressChange(t, addrs) })
+	step("6a master crash mid-highstate", func(t *testing.T) { w.masterCrash(t, addrs) })
+	step("6b pulled cable", w.pulledCable)
 	w.say("story done; tearing the fleet down")
 }
 

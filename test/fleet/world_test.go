@@ -129,10 +129,11 @@ func needNetns(t *testing.T) {
 
 func (w *world) say(format string, args ...any) {
 	w.t.Helper()
-	w.t.Logf(format, args...)
 	if narrate {
 		fmt.Printf("\n\033[1m== "+format+"\033[0m\n", args...)
+		return
 	}
+	w.t.Logf(format, args...)
 }
 
 // show prints a block (a file, a command's output) in narrated mode.
@@ -164,7 +165,7 @@ func newWorld(t *testing.T) *world {
 	defer cancel()
 	logf := t.Logf
 	if narrate {
-		logf = func(f string, a ...any) { t.Logf(f, a...); fmt.Printf("   "+f+"\n", a...) }
+		logf = func(f string, a ...any) { fmt.Printf("   "+f+"\n", a...) }
 	}
 	w.fleet, err = netns.New(ctx, netns.Options{Logf: logf, Dir: w.path("hosts")})
 	if err != nil {
@@ -284,7 +285,7 @@ deploy:
 	b, _ := json.MarshalIndent(cfg, "", "  ") // JSON is YAML
 	w.masterCfg = w.path("master.yaml")
 	mustWrite(t, w.masterCfg, string(b)+"\n", 0o600)
-	w.ctl = ctl{t: t, bin: filepath.Join(w.bin, "brinectl"), socket: w.path("master", "control.sock")}
+	w.ctl = ctl{w: w, bin: filepath.Join(w.bin, "brinectl"), socket: w.path("master", "control.sock")}
 	w.show("master config "+w.masterCfg, string(b))
 }
 
@@ -522,15 +523,18 @@ func readFile(p string) string {
 	return string(b)
 }
 
-// ctl runs brinectl against the master's control socket.
+// ctl runs brinectl against the master's control socket. Failures go to
+// the world's current (sub)test.
 type ctl struct {
-	t      *testing.T
+	w      *world
 	bin    string
 	socket string
 }
 
+func (c ctl) tb() *testing.T { return c.w.t }
+
 func (c ctl) run(args ...string) (string, string, int) {
-	c.t.Helper()
+	c.tb().Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, c.bin, append([]string{"--socket", c.socket, "--no-color"}, args...)...)
@@ -541,7 +545,7 @@ func (c ctl) run(args ...string) (string, string, int) {
 	if ee, ok := err.(*exec.ExitError); ok {
 		code = ee.ExitCode()
 	} else if err != nil {
-		c.t.Fatalf("brinectl %v: %v", args, err)
+		c.tb().Fatalf("brinectl %v: %v", args, err)
 	}
 	return out.String(), errb.String(), code
 }
@@ -549,20 +553,20 @@ func (c ctl) run(args ...string) (string, string, int) {
 // json runs brinectl with --out json and decodes stdout whatever the
 // exit status (a minion that did not return exits 1 with JSON still).
 func (c ctl) json(args ...string) (any, int) {
-	c.t.Helper()
+	c.tb().Helper()
 	out, errs, code := c.run(append(args, "--out", "json")...)
 	var v any
 	if err := json.Unmarshal([]byte(out), &v); err != nil {
-		c.t.Fatalf("brinectl %s: exit %d, not JSON: %v\nstdout: %s\nstderr: %s", strings.Join(args, " "), code, err, out, errs)
+		c.tb().Fatalf("brinectl %s: exit %d, not JSON: %v\nstdout: %s\nstderr: %s", strings.Join(args, " "), code, err, out, errs)
 	}
 	return v, code
 }
 
 func (c ctl) mustJSON(args ...string) any {
-	c.t.Helper()
+	c.tb().Helper()
 	v, code := c.json(args...)
 	if code != 0 {
-		c.t.Fatalf("brinectl %s: exit %d: %v", strings.Join(args, " "), code, v)
+		c.tb().Fatalf("brinectl %s: exit %d: %v", strings.Join(args, " "), code, v)
 	}
 	return v
 }

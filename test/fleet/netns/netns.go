@@ -73,7 +73,10 @@ type Fleet struct {
 	mu     sync.Mutex
 	hosts  []*Host
 	procs  []*Proc
-	done   bool
+	done   bool // closing or closed: no new processes
+
+	closeOnce sync.Once
+	closeErr  error
 }
 
 // Host is one network namespace on the fleet's bridge.
@@ -401,14 +404,16 @@ func (h *Host) Addrs(ctx context.Context) ([]netip.Addr, error) {
 
 // Close stops every process the fleet started, kills anything else still
 // inside its namespaces, and removes namespaces, links, /etc/netns dirs
-// and the run marker. It is safe to call more than once and from a
-// signal handler goroutine.
+// and the run marker. It is safe to call more than once and from several
+// goroutines (t.Cleanup and a signal handler): every caller returns only
+// once the teardown is complete.
 func (f *Fleet) Close() error {
+	f.closeOnce.Do(func() { f.closeErr = f.close() })
+	return f.closeErr
+}
+
+func (f *Fleet) close() error {
 	f.mu.Lock()
-	if f.done {
-		f.mu.Unlock()
-		return nil
-	}
 	f.done = true
 	procs := append([]*Proc(nil), f.procs...)
 	f.mu.Unlock()

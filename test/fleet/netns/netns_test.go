@@ -162,9 +162,18 @@ func TestFleetHostsTalkOnlyOverTheBridge(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		pids, _ := exec.Command("ip", "netns", "pids", a.NS).CombinedOutput()
-		if !strings.Contains(" "+strings.Join(strings.Fields(string(pids)), " ")+" ", " "+strconv.Itoa(p.Cmd.Process.Pid)+" ") {
-			t.Fatalf("pid %d not in %s: %q", p.Cmd.Process.Pid, a.NS, pids)
+		// ip netns exec enters the namespace a moment after it starts.
+		want := " " + strconv.Itoa(p.Cmd.Process.Pid) + " "
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			pids, _ := exec.Command("ip", "netns", "pids", a.NS).CombinedOutput()
+			if strings.Contains(" "+strings.Join(strings.Fields(string(pids)), " ")+" ", want) {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("pid %d not in %s: %q", p.Cmd.Process.Pid, a.NS, pids)
+			}
+			time.Sleep(10 * time.Millisecond)
 		}
 		p.Stop(2 * time.Second)
 		if p.Running() {

@@ -151,9 +151,13 @@ func CloseAll() {
 
 // HandleSignals makes SIGINT, SIGTERM and SIGHUP tear down every live
 // fleet before the process exits (t.Cleanup does not run when a test
-// binary is interrupted). Calling it more than once is harmless.
+// binary is interrupted). SIGPIPE is ignored so that a reader of our
+// output going away (a pipe into grep, closed by the same ^C) cannot kill
+// the process in the middle of the teardown. Calling it more than once
+// is harmless.
 func HandleSignals() {
 	sigMu.Do(func() {
+		signal.Ignore(syscall.SIGPIPE)
 		ch := make(chan os.Signal, 1)
 		signal.Notify(ch, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 		go func() {
