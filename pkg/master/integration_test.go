@@ -35,7 +35,7 @@ type testMaster struct {
 	ctl    pb.ControlClient
 }
 
-func freePort(t *testing.T) int {
+func freePort(t testing.TB) int {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -45,7 +45,7 @@ func freePort(t *testing.T) int {
 	return ln.Addr().(*net.TCPAddr).Port
 }
 
-func startMaster(t *testing.T, dir string, port int, mutate func(*config.Master)) *testMaster {
+func startMaster(t testing.TB, dir string, port int, mutate func(*config.Master)) *testMaster {
 	t.Helper()
 	cfg := config.DefaultMaster()
 	cfg.Interface = "127.0.0.1"
@@ -89,7 +89,7 @@ type testMinion struct {
 	done   chan struct{}
 }
 
-func startMinion(t *testing.T, id string, port int, dataDir string, grains map[string]any, mutate func(*config.Minion)) *testMinion {
+func startMinion(t testing.TB, id string, port int, dataDir string, grains map[string]any, mutate func(*config.Minion)) *testMinion {
 	t.Helper()
 	cfg := config.DefaultMinion()
 	cfg.ID = id
@@ -119,7 +119,7 @@ func (m *testMinion) stop() {
 	<-m.done
 }
 
-func waitFor(t *testing.T, what string, d time.Duration, cond func() bool) {
+func waitFor(t testing.TB, what string, d time.Duration, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(d)
 	for time.Now().Before(deadline) {
@@ -131,7 +131,7 @@ func waitFor(t *testing.T, what string, d time.Duration, cond func() bool) {
 	t.Fatalf("timed out after %s waiting for %s", d, what)
 }
 
-func (tm *testMaster) runner(t *testing.T, fun string, args []any, kwargs map[string]any) any {
+func (tm *testMaster) runner(t testing.TB, fun string, args []any, kwargs map[string]any) any {
 	t.Helper()
 	v, err := tm.runnerErr(fun, args, kwargs)
 	if err != nil {
@@ -156,7 +156,7 @@ type published struct {
 	done    *pb.JobDone
 }
 
-func (tm *testMaster) publish(t *testing.T, tgt, tgtType, fun string, args []any, kwargs map[string]any, timeout time.Duration) published {
+func (tm *testMaster) publish(t testing.TB, tgt, tgtType, fun string, args []any, kwargs map[string]any, timeout time.Duration) published {
 	t.Helper()
 	p, err := tm.publishErr(tgt, tgtType, fun, args, kwargs, timeout)
 	if err != nil {
@@ -192,7 +192,7 @@ func (tm *testMaster) publishErr(tgt, tgtType, fun string, args []any, kwargs ma
 	}
 }
 
-func keyList(t *testing.T, tm *testMaster) map[string][]string {
+func keyList(t testing.TB, tm *testMaster) map[string][]string {
 	v := tm.runner(t, "key.list", nil, nil).(map[string]any)
 	out := map[string][]string{}
 	for st, ids := range v {
