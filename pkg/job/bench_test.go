@@ -8,10 +8,17 @@ import (
 	"time"
 )
 
-// BenchmarkAddReturn measures returns/s into one job, each return made
-// durable (two fsyncs) before AddReturn returns, as the master does.
+// BenchmarkAddReturn measures returns/s into one job, with SyncReturns
+// (two fsyncs per return) and without (the master's default).
 func BenchmarkAddReturn(b *testing.B) {
+	for _, sync := range []bool{true, false} {
+		b.Run(fmt.Sprintf("sync=%v", sync), func(b *testing.B) { benchAddReturn(b, sync) })
+	}
+}
+
+func benchAddReturn(b *testing.B, sync bool) {
 	s, _ := openStore(b)
+	s.SyncReturns = sync
 	jid := NewJID(time.Now())
 	mustSave(b, s, sampleJob(jid))
 	ctx := context.Background()
@@ -28,7 +35,14 @@ func BenchmarkAddReturn(b *testing.B) {
 // BenchmarkAddReturnParallel is the realistic shape: many minion streams
 // answering the same job at once.
 func BenchmarkAddReturnParallel(b *testing.B) {
+	for _, sync := range []bool{true, false} {
+		b.Run(fmt.Sprintf("sync=%v", sync), func(b *testing.B) { benchAddReturnParallel(b, sync) })
+	}
+}
+
+func benchAddReturnParallel(b *testing.B, sync bool) {
 	s, _ := openStore(b)
+	s.SyncReturns = sync
 	jid := NewJID(time.Now())
 	mustSave(b, s, sampleJob(jid))
 	ctx := context.Background()
