@@ -289,6 +289,13 @@ func (m *Master) serveAccepted(stream pb.MinionLink_ConnectServer, c *conn) erro
 }
 
 func (m *Master) handleMinionMessage(c *conn, msg *pb.MinionMessage) {
+	// Whatever one minion sends, the master stays up for the others: a bug
+	// reachable from minion input costs that message, not the process.
+	defer func() {
+		if r := recover(); r != nil {
+			m.log.Error("panic handling a minion message; message dropped", "id", c.id, "panic", r)
+		}
+	}()
 	switch x := msg.Msg.(type) {
 	case *pb.MinionMessage_Ret:
 		m.handleReturn(c, x.Ret)
@@ -322,6 +329,12 @@ func reserved(tag string) bool {
 
 func (m *Master) handleMinionCall(c *conn, call *pb.MasterCall) {
 	reply := &pb.MasterCallReply{CallId: call.GetCallId()}
+	defer func() {
+		if r := recover(); r != nil {
+			m.log.Error("panic in a master function called by a minion", "id", c.id, "fun", call.GetFun(), "panic", r)
+			c.enqueue(&pb.MasterMessage{Msg: &pb.MasterMessage_CallReply{CallReply: &pb.MasterCallReply{CallId: call.GetCallId(), Error: "internal error"}}})
+		}
+	}()
 	fn, ok := m.minionCalls[call.GetFun()]
 	if !ok {
 		reply.Error = fmt.Sprintf("master function %q is not available to minions", call.GetFun())

@@ -31,8 +31,16 @@ func (m *Minion) runJob(ctx context.Context, j *pb.Job) {
 	start := time.Now()
 	kwargs := wire.Map(j.GetKwargs())
 	kwargs["__jid__"] = j.GetJid()
+	var sink exec.RetcodeSink
+	jctx = exec.WithRetcodeSink(jctx, &sink)
 	ret, err := m.exec.Call(jctx, m.env, j.GetFun(), wire.Args(j.GetArgs()), kwargs)
 	r := &pb.Return{Jid: j.GetJid(), Id: m.cfg.ID, Fun: j.GetFun(), DurationMs: time.Since(start).Milliseconds(), Success: true}
+	if rc := sink.Retcode(); rc != 0 {
+		// Salt's __context__["retcode"]: cmd.run of a failing command
+		// returns its output but the job's retcode says it failed.
+		r.Retcode = int32(rc)
+		r.Success = false
+	}
 	if f, ok := ret.(jobFailure); ok {
 		ret = f.ret
 		r.Success = f.retcode == 0

@@ -137,7 +137,11 @@ func (m *Minion) Grains() map[string]any {
 func (m *Minion) refreshGrains(ctx context.Context) error {
 	core, err := grains.Core(ctx)
 	if err != nil {
-		return fmt.Errorf("grains: %w", err)
+		// Partial grains beat no minion: Core still returns what it read.
+		m.log.Warn("some core grains could not be read", "err", err)
+	}
+	if core == nil {
+		core = map[string]any{}
 	}
 	g := grains.Merge(core, m.cfg.Grains)
 	g["id"] = m.cfg.ID
