@@ -151,8 +151,26 @@ func (w *world) checkAllHosts(t *testing.T, addrs map[string]string) {
 
 func (w *world) hostsFromMine(t *testing.T, addrs map[string]string) {
 	w.say("2. state.apply hosts on every minion: /etc/hosts from the mine")
+	// The mine-update reactor already ran hosts.sls when the mine first
+	// filled; put every file back so that this run has to write them.
+	w.quiesce(t)
+	for _, s := range story {
+		if err := os.WriteFile(w.hosts[s.id].HostsFile(), []byte(originalHosts(s.id)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
 	v, code := w.ctl.json("state", "apply", "*", "hosts", "-t", "60")
-	applied(t, v, allIDs(), false)
+	for id, res := range applied(t, v, allIDs(), false) {
+		changed := 0
+		for _, r := range res {
+			if len(asMap(asMap(r)["changes"])) > 0 {
+				changed++
+			}
+		}
+		if changed == 0 {
+			t.Errorf("%s: state.apply hosts changed nothing on a reset hosts file", id)
+		}
+	}
 	if code != 0 {
 		t.Errorf("state.apply hosts: exit %d", code)
 	}

@@ -8,6 +8,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -112,13 +113,23 @@ func binaries(t *testing.T, repo string) string {
 	return builtDir
 }
 
-func needNetns(t *testing.T) {
+// skipOrFail fails loudly when namespaces cannot be made here, unless
+// the operator said BRINE_SKIP_NETNS=1.
+func skipOrFail(t *testing.T, err error) {
 	t.Helper()
-	if err := netns.Available(); err != nil {
+	if errors.Is(err, netns.ErrUnavailable) {
 		if os.Getenv("BRINE_SKIP_NETNS") == "1" {
 			t.Skipf("BRINE_SKIP_NETNS=1: %v", err)
 		}
-		t.Fatalf("the fleet story needs network namespaces: %v\n(run as root with iproute2, or set BRINE_SKIP_NETNS=1 to skip)", err)
+		t.Fatalf("the fleet story needs network namespaces: %v\n(run as root with iproute2 and CAP_NET_ADMIN, or set BRINE_SKIP_NETNS=1 to skip)", err)
+	}
+	t.Fatal(err)
+}
+
+func needNetns(t *testing.T) {
+	t.Helper()
+	if err := netns.Available(); err != nil {
+		skipOrFail(t, err)
 	}
 	for _, bin := range []string{"/usr/sbin/nginx", "git", "ping", "getent", "update-rc.d"} {
 		if _, err := exec.LookPath(bin); err != nil {
@@ -169,7 +180,7 @@ func newWorld(t *testing.T) *world {
 	}
 	w.fleet, err = netns.New(ctx, netns.Options{Logf: logf, Dir: w.path("hosts")})
 	if err != nil {
-		t.Fatal(err)
+		skipOrFail(t, err)
 	}
 	t.Cleanup(func() {
 		if t.Failed() {
@@ -191,7 +202,7 @@ func newWorld(t *testing.T) *world {
 	for _, s := range story {
 		h, err := w.fleet.AddHost(ctx, s.id, originalHosts(s.id))
 		if err != nil {
-			t.Fatal(err)
+			skipOrFail(t, err)
 		}
 		w.hosts[s.id], w.specs[s.id] = h, s
 	}

@@ -243,7 +243,7 @@ func (f *Fleet) AddHost(ctx context.Context, name, initialHosts string) (*Host, 
 		return nil, fmt.Errorf("host %s: %w", name, err)
 	}
 	if err := run(ctx, "ip", "netns", "add", h.NS); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
 	}
 	// Off before eth0 exists, so the new link inherits it from default.
 	if err := h.sysctlOffIPv6(ctx); err != nil {

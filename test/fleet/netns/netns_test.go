@@ -2,6 +2,7 @@ package netns
 
 import (
 	"context"
+	"errors"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -12,15 +13,23 @@ import (
 	"time"
 )
 
-// needNetns fails loudly where namespaces cannot be made, unless the
+// skipOrFail fails loudly where namespaces cannot be made, unless the
 // operator said BRINE_SKIP_NETNS=1.
-func needNetns(t *testing.T) {
+func skipOrFail(t *testing.T, err error) {
 	t.Helper()
-	if err := Available(); err != nil {
+	if errors.Is(err, ErrUnavailable) {
 		if os.Getenv("BRINE_SKIP_NETNS") == "1" {
 			t.Skipf("BRINE_SKIP_NETNS=1: %v", err)
 		}
-		t.Fatalf("%v (run as root, or set BRINE_SKIP_NETNS=1 to skip)", err)
+		t.Fatalf("%v (run as root with CAP_NET_ADMIN, or set BRINE_SKIP_NETNS=1 to skip)", err)
+	}
+	t.Fatal(err)
+}
+
+func needNetns(t *testing.T) {
+	t.Helper()
+	if err := Available(); err != nil {
+		skipOrFail(t, err)
 	}
 }
 
@@ -32,7 +41,7 @@ func newFleet(t *testing.T) *Fleet {
 	defer cancel()
 	f, err := New(ctx, Options{Logf: t.Logf})
 	if err != nil {
-		t.Fatal(err)
+		skipOrFail(t, err)
 	}
 	t.Cleanup(func() {
 		if err := f.Close(); err != nil {
@@ -64,7 +73,7 @@ func TestFleetHostsTalkOnlyOverTheBridge(t *testing.T) {
 	defer cancel()
 	a, err := f.AddHost(ctx, "a", "# kept\n127.0.0.1 localhost\n")
 	if err != nil {
-		t.Fatal(err)
+		skipOrFail(t, err)
 	}
 	b, err := f.AddHost(ctx, "b", "127.0.0.1 localhost\n")
 	if err != nil {
