@@ -8,11 +8,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
+	"github.com/brine-cm/brine/pkg/minionid"
 	"sync"
 	"time"
-	"unicode"
-	"unicode/utf8"
 )
 
 // Job is one published command. Field names in JSON follow Salt's job
@@ -132,31 +130,11 @@ func ParseJID(jid string) (time.Time, error) {
 	return t.Add(time.Duration(frac) * time.Microsecond), nil
 }
 
-// checkMinionID refuses minion ids that are unsafe as a file name; the
-// same rules the key store applies, because a return's minion id becomes
-// ret/<id>.json.
+// checkMinionID applies the shared minion id rule (pkg/minionid): a
+// return's minion id becomes ret/<id>.json.
 func checkMinionID(id string) error {
-	bad := func(why string) error {
-		return fmt.Errorf("%w %q: %s", ErrInvalidMinionID, id, why)
-	}
-	switch {
-	case id == "":
-		return bad("empty")
-	case len(id) > 250: // leaves room for ".json" within NAME_MAX
-		return bad("longer than 250 bytes")
-	case !utf8.ValidString(id):
-		return bad("not valid UTF-8")
-	case strings.HasPrefix(id, "."):
-		return bad("starts with '.'")
-	case strings.Contains(id, ".."):
-		return bad("contains '..'")
-	case strings.ContainsAny(id, "/\\"):
-		return bad("contains a path separator")
-	}
-	for _, r := range id {
-		if unicode.IsControl(r) {
-			return bad("contains a control character")
-		}
+	if err := minionid.Validate(id); err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalidMinionID, err)
 	}
 	return nil
 }

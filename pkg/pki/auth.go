@@ -48,11 +48,4 @@ func VerifyProof(pub ed25519.PublicKey, id string, nonce, exporter, sig []byte) 
 
 // ValidateID refuses minion ids that are unsafe as file names or ambiguous
 // (the key store's rules); the master checks every Hello with it.
-// Ids are capped at 250 bytes so "<id>.json" in the job cache is a valid
-// file name too.
-func ValidateID(id string) error {
-	if len(id) > 250 {
-		return fmt.Errorf("minion id %.40q...: longer than 250 bytes", id)
-	}
-	return ksValidateID(id)
-}
+func ValidateID(id string) error { return ksValidateID(id) }

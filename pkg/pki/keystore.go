@@ -15,6 +15,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"github.com/brine-cm/brine/pkg/minionid"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -22,8 +23,6 @@ import (
 	"strings"
 	"sync"
 	"time"
-	"unicode"
-	"unicode/utf8"
 )
 
 // KeyState is where a minion's key sits, as salt-key names the lists.
@@ -134,37 +133,8 @@ func OpenFileKeyStore(dir string) (*FileKeyStore, error) {
 	return &FileKeyStore{dir: dir}, nil
 }
 
-// ksValidateID refuses ids that are unsafe as file names or ambiguous in
-// logs. Minion ids arrive from the network and become paths, so this is a
-// security boundary, not a style check.
-func ksValidateID(id string) error {
-	bad := func(why string) error {
-		return fmt.Errorf("invalid minion id %q: %s: %w", id, why, fs.ErrInvalid)
-	}
-	switch {
-	case id == "":
-		return fmt.Errorf("invalid minion id: empty: %w", fs.ErrInvalid)
-	case len(id) > 255:
-		return bad("longer than 255 bytes")
-	case !utf8.ValidString(id):
-		return bad("not valid UTF-8")
-	case strings.HasPrefix(id, "."):
-		return bad("starts with '.'")
-	case strings.Contains(id, ".."):
-		return bad("contains '..'")
-	case strings.ContainsAny(id, "/\\"):
-		return bad("contains a path separator")
-	}
-	for _, r := range id {
-		if r == 0 {
-			return bad("contains NUL")
-		}
-		if unicode.IsControl(r) {
-			return bad("contains a control character")
-		}
-	}
-	return nil
-}
+// ksValidateID is the shared minion id rule (pkg/minionid).
+func ksValidateID(id string) error { return minionid.Validate(id) }
 
 func (s *FileKeyStore) path(st KeyState, id string) string {
 	return filepath.Join(s.dir, ksDir(st), id)

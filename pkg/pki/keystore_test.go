@@ -268,7 +268,7 @@ func TestInvalidIDs(t *testing.T) {
 	bad := []string{
 		"", ".", "..", ".hidden", "../etc/passwd", "a/b", "/abs", "a/../b", "web..01",
 		"nul\x00byte", "tab\there", "new\nline", "esc\x1b[31m", "del\x7f", "c1\u0085ctl",
-		`back\slash`, "\xff\xfe", strings.Repeat("x", 256),
+		`back\slash`, "\xff\xfe", strings.Repeat("x", 251),
 	}
 	s, root := ksOpen(t)
 	ctx := t.Context()
@@ -303,7 +303,7 @@ func TestInvalidIDs(t *testing.T) {
 		t.Errorf("invalid ids left files: %v", files)
 	}
 
-	good := []string{"web01", "web-01.example.com", "a.b", "x", "minion_ü", "with space", strings.Repeat("x", 255)}
+	good := []string{"web01", "web-01.example.com", "a.b", "x", "minion_ü", "with space", strings.Repeat("x", 250)}
 	for _, id := range good {
 		if st, err := s.Admit(ctx, id, keyA, false); err != nil || st != Pending {
 			t.Errorf("Admit(%q) = %s, %v; want pending", id, st, err)
