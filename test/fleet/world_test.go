@@ -81,15 +81,20 @@ var (
 )
 
 // binaries builds the three programs once, or takes them from
-// BRINE_BIN_DIR (make demo-fleet passes bin/ after make build).
+// BRINE_BIN_DIR (make demo-fleet passes bin/ after make build; a
+// relative path is taken from the top of the checkout).
 func binaries(t *testing.T, repo string) string {
 	t.Helper()
 	if d := os.Getenv("BRINE_BIN_DIR"); d != "" {
-		abs, err := filepath.Abs(d)
-		if err != nil {
-			t.Fatal(err)
+		if !filepath.IsAbs(d) {
+			d = filepath.Join(repo, d) // relative to the checkout, as make sees it
 		}
-		return abs
+		for _, b := range []string{"brine-master", "brine-minion", "brinectl"} {
+			if _, err := os.Stat(filepath.Join(d, b)); err != nil {
+				t.Fatalf("BRINE_BIN_DIR=%s: %v (run make build)", d, err)
+			}
+		}
+		return d
 	}
 	buildOnce.Do(func() {
 		builtDir, buildErr = os.MkdirTemp("", "brine-fleet-bin")
