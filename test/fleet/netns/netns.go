@@ -388,6 +388,11 @@ func (h *Host) Addrs(ctx context.Context) ([]netip.Addr, error) {
 	if err != nil {
 		return nil, err
 	}
+	return parseInet(out), nil
+}
+
+// parseInet reads the IPv4 addresses of `ip -o addr show` output.
+func parseInet(out string) []netip.Addr {
 	var addrs []netip.Addr
 	for _, line := range strings.Split(out, "\n") {
 		fs := strings.Fields(line)
@@ -399,7 +404,29 @@ func (h *Host) Addrs(ctx context.Context) ([]netip.Addr, error) {
 			}
 		}
 	}
-	return addrs, nil
+	return addrs
+}
+
+// parseLinks reads the link names of `ip -o link show` output
+// ("3: name@peer: <FLAGS> ...").
+func parseLinks(out string) []string {
+	var names []string
+	for _, line := range strings.Split(out, "\n") {
+		fs := strings.Fields(line)
+		if len(fs) < 2 {
+			continue
+		}
+		if _, err := strconv.Atoi(strings.TrimSuffix(fs[0], ":")); err != nil || !strings.HasSuffix(fs[0], ":") {
+			continue
+		}
+		name := strings.TrimSuffix(fs[1], ":")
+		name, _, _ = strings.Cut(name, "@")
+		// The kernel refuses ':' and '/' in link names (dev_valid_name).
+		if name != "" && !strings.ContainsAny(name, ":/") {
+			names = append(names, name)
+		}
+	}
+	return names
 }
 
 // Close stops every process the fleet started, kills anything else still
@@ -452,12 +479,9 @@ func Sweep(ctx context.Context, logf Logf) error {
 		}
 	}
 	if out, err := output(ctx, "ip", "-o", "link", "show"); err == nil {
-		for _, l := range strings.Split(out, "\n") {
-			fs := strings.Fields(l)
-			if len(fs) > 1 {
-				if m := prefixRe.FindStringSubmatch(strings.TrimSuffix(strings.SplitN(fs[1], "@", 2)[0], ":")); m != nil {
-					prefixes[m[1]] = true
-				}
+		for _, name := range parseLinks(out) {
+			if m := prefixRe.FindStringSubmatch(name); m != nil {
+				prefixes[m[1]] = true
 			}
 		}
 	}
@@ -527,12 +551,7 @@ func removePrefix(ctx context.Context, prefix string) error {
 		}
 	}
 	out, _ = output(ctx, "ip", "-o", "link", "show")
-	for _, l := range strings.Split(out, "\n") {
-		fs := strings.Fields(l)
-		if len(fs) < 2 {
-			continue
-		}
-		name := strings.TrimSuffix(strings.SplitN(fs[1], "@", 2)[0], ":")
+	for _, name := range parseLinks(out) {
 		if strings.HasPrefix(name, prefix) {
 			// A veth whose namespace went away is already gone; the
 			// error is only worth reporting if the link is still there.
