@@ -66,6 +66,7 @@ type Cluster struct {
 	RoutesListen string   `yaml:"routes_listen" doc:"Cluster (route) address of the embedded NATS server." default:""`
 	Routes       []string `yaml:"routes" doc:"Route addresses of the peer masters." default:"[]"`
 	NATSURLs     []string `yaml:"nats_urls" doc:"Use an existing NATS cluster instead of embedding one." default:"[]"`
+	SecretFile   string   `yaml:"secret_file" doc:"File holding the shared secret that authenticates NATS routes and clients (the same on every master); required when the embedded NATS server listens beyond loopback." default:""`
 }
 
 // Minion is /etc/brine/minion.
