@@ -45,7 +45,7 @@ func (m *Master) setupMine() error {
 			if err := m.mine.Delete(ctx, id); err != nil {
 				return nil, fmt.Errorf("mine.flush %s: %w", id, err)
 			}
-			m.publish(mine.UpdateTag(id), map[string]any{"functions": []any{}, "flushed": true})
+			m.publish(mine.UpdateTag(id), map[string]any{"id": id, "functions": []any{}, "flushed": true})
 			out[id] = true
 		}
 		return out, nil
@@ -103,6 +103,7 @@ func (m *Master) handleMineUpdate(c *conn, u *pb.MineUpdate) {
 		return
 	}
 	if tag, ev, ok := mine.UpdateEvent(c.id, changed); ok {
+		ev["id"] = c.id // reactor rules read data['id'] rather than parse the tag
 		m.log.Debug("mine updated", "id", c.id, "functions", changed)
 		m.publish(tag, ev)
 	}
@@ -158,7 +159,7 @@ func (m *Master) expireMine(ctx context.Context) {
 			if live {
 				continue // connected minions re-publish on their interval
 			}
-			m.publish(mine.UpdateTag(id), map[string]any{"functions": []any{}, "expired": true})
+			m.publish(mine.UpdateTag(id), map[string]any{"id": id, "functions": []any{}, "expired": true})
 		}
 	}
 }

@@ -181,7 +181,7 @@ func (m *Master) forget(ctx context.Context, id string, deleted bool) {
 	if err := m.mine.Delete(ctx, id); err != nil {
 		m.log.Warn("mine delete", "id", id, "err", err)
 	}
-	m.publish("mine/"+id+"/update", map[string]any{"functions": []any{}, "flushed": true})
+	m.publish("mine/"+id+"/update", map[string]any{"id": id, "functions": []any{}, "flushed": true})
 	m.reg.Delete(id)
 	if deleted {
 		m.deleteGrains(id)
