@@ -31,7 +31,11 @@ const (
 func TestMain(m *testing.M) {
 	switch os.Getenv(helperEnv) {
 	case "":
-		os.Exit(m.Run())
+		code := m.Run()
+		if builtDir != "" {
+			os.RemoveAll(builtDir)
+		}
+		os.Exit(code)
 	case "httpget":
 		os.Exit(httpGet(os.Getenv(urlEnv)))
 	case "mongostub":

@@ -114,8 +114,8 @@ func binaries(t *testing.T, repo string) string {
 	if buildErr != nil {
 		t.Fatal(buildErr)
 	}
-	t.Cleanup(func() { os.RemoveAll(builtDir) })
-	return builtDir
+	return builtDir // removed by TestMain
+
 }
 
 // skipOrFail fails loudly when namespaces cannot be made here, unless
@@ -176,6 +176,12 @@ func newWorld(t *testing.T) *world {
 	w := &world{t: t, repo: repo, dir: t.TempDir(), self: self,
 		hosts: map[string]*netns.Host{}, specs: map[string]spec{}, minions: map[string]*netns.Proc{}}
 	w.bin = binaries(t, repo)
+	netns.OnSignal(func() {
+		os.RemoveAll(w.dir)
+		if builtDir != "" {
+			os.RemoveAll(builtDir)
+		}
+	})
 
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()

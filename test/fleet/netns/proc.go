@@ -117,10 +117,19 @@ func (p *Proc) Stop(timeout time.Duration) {
 }
 
 var (
-	liveMu sync.Mutex
-	live   = map[*Fleet]bool{}
-	sigMu  sync.Once
+	liveMu   sync.Mutex
+	live     = map[*Fleet]bool{}
+	sigMu    sync.Once
+	onSignal []func()
 )
+
+// OnSignal adds fn to what HandleSignals runs after tearing the fleets
+// down, before exiting: t.TempDir and other cleanups do not run then.
+func OnSignal(fn func()) {
+	liveMu.Lock()
+	onSignal = append(onSignal, fn)
+	liveMu.Unlock()
+}
 
 func register(f *Fleet) {
 	liveMu.Lock()
@@ -164,6 +173,12 @@ func HandleSignals() {
 			sig := <-ch
 			fmt.Fprintf(os.Stderr, "\n%s: tearing the fleet down\n", sig)
 			CloseAll()
+			liveMu.Lock()
+			fns := append([]func(){}, onSignal...)
+			liveMu.Unlock()
+			for _, fn := range fns {
+				fn()
+			}
 			os.Exit(130)
 		}()
 	})
