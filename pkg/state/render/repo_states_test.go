@@ -112,7 +112,18 @@ func TestRepoDeploy(t *testing.T) {
 	tree, _ := repoTree()
 	m := Minion{ID: "web1", Grains: map[string]any{"id": "web1", "env": "prod", "roles": []any{"php-web-host"}}}
 	rev := "0123456789abcdef0123456789abcdef01234567"
-	chunks, err := tree.Highstate(context.Background(), m, Options{Pillar: map[string]any{"deploy": map[string]any{"rev": rev}}})
+	// A highstate installs the packages but never deploys: it must not roll
+	// the app back to whatever revision a pillar file names.
+	hs, err := tree.Highstate(context.Background(), m, Options{Pillar: map[string]any{"deploy": map[string]any{"rev": rev}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range hs {
+		if c.State == "git" || c.ID == "app-current" {
+			t.Errorf("highstate deploys: %v", keys(hs))
+		}
+	}
+	chunks, err := tree.SLS(context.Background(), m, []string{"php-web-host.deploy"}, Options{Pillar: map[string]any{"deploy": map[string]any{"rev": rev}}})
 	if err != nil {
 		t.Fatal(err)
 	}
