@@ -247,8 +247,11 @@ func (m *Master) handleReturn(c *conn, r *pb.Return) {
 	_, ok := c.outstanding[r.GetJid()]
 	delete(c.outstanding, r.GetJid())
 	c.mu.Unlock()
+	// Acknowledge either way: a recorded return, and a duplicate or foreign
+	// one, are both settled, and the minion stops resending it.
+	defer c.enqueue(&pb.MasterMessage{Msg: &pb.MasterMessage_Ack{Ack: &pb.ReturnAck{Jid: r.GetJid()}}})
 	if !ok && !m.wasTargeted(r.GetJid(), c.id) {
-		m.log.Warn("return for a job this minion was not sent", "id", c.id, "jid", r.GetJid())
+		m.log.Warn("return for a job this minion was not sent, or already recorded", "id", c.id, "jid", r.GetJid())
 		return
 	}
 	r.Id = c.id

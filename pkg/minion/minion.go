@@ -61,6 +61,11 @@ type Minion struct {
 	// outbox holds returns finished while the master was unreachable;
 	// they are sent first after the next connect, so nothing is lost.
 	outbox []*pb.MinionMessage
+	// unacked holds returns sent on the current stream that the master has
+	// not acknowledged (by jid); a stream that breaks moves them back to
+	// the outbox, because bytes written to a dying TCP connection are not
+	// a delivery.
+	unacked map[string]*pb.MinionMessage
 
 	connected atomic.Bool
 	// State of the key as the master last said (for tests and logs).
@@ -94,7 +99,8 @@ func New(cfg config.Minion, log *slog.Logger) (*Minion, error) {
 	if err != nil {
 		return nil, err
 	}
-	m := &Minion{cfg: cfg, log: log.With("minion", cfg.ID), priv: priv, calls: map[string]chan *pb.MasterCallReply{}}
+	m := &Minion{cfg: cfg, log: log.With("minion", cfg.ID), priv: priv, calls: map[string]chan *pb.MasterCallReply{},
+		unacked: map[string]*pb.MinionMessage{}}
 	m.keyState.Store("")
 	if err := m.refreshGrains(context.Background()); err != nil {
 		return nil, err
@@ -309,7 +315,18 @@ func (m *Minion) serve(ctx context.Context, stream pb.MinionLink_ConnectClient, 
 		m.connected.Store(false)
 		m.mu.Lock()
 		m.sendCh = nil
-		// Anything still queued is kept for the next connection.
+		// Returns not acknowledged, and anything still queued, are kept
+		// for the next connection.
+		queued := map[string]bool{}
+		for _, msg := range m.outbox {
+			queued[msg.GetRet().GetJid()] = true
+		}
+		for jid, msg := range m.unacked {
+			if !queued[jid] {
+				m.outbox = append(m.outbox, msg)
+			}
+			delete(m.unacked, jid)
+		}
 		for {
 			select {
 			case msg := <-sendCh:
@@ -332,6 +349,7 @@ func (m *Minion) serve(ctx context.Context, stream pb.MinionLink_ConnectClient, 
 	sendErr := make(chan error, 1)
 	go func() {
 		for _, msg := range backlog {
+			m.trackUnacked(msg)
 			if err := stream.Send(msg); err != nil {
 				m.mu.Lock()
 				m.outbox = append(m.outbox, msg)
@@ -345,6 +363,7 @@ func (m *Minion) serve(ctx context.Context, stream pb.MinionLink_ConnectClient, 
 			case <-ctx.Done():
 				return
 			case msg := <-sendCh:
+				m.trackUnacked(msg)
 				if err := stream.Send(msg); err != nil {
 					if msg.GetRet() != nil {
 						m.mu.Lock()
@@ -386,6 +405,10 @@ func (m *Minion) serve(ctx context.Context, stream pb.MinionLink_ConnectClient, 
 				if ch != nil {
 					ch <- x.CallReply
 				}
+			case *pb.MasterMessage_Ack:
+				m.mu.Lock()
+				delete(m.unacked, x.Ack.GetJid())
+				m.mu.Unlock()
 			case *pb.MasterMessage_Ping:
 				m.send(&pb.MinionMessage{Msg: &pb.MinionMessage_Pong{Pong: &pb.Pong{Seq: x.Ping.GetSeq()}}})
 			}
@@ -449,4 +472,23 @@ func (m *Minion) applyPushedConfig(cfg map[string]any) {
 			m.mine.SetSpecs(specs)
 		}
 	}
+}
+
+// trackUnacked remembers a return until the master acknowledges it. A
+// message that fails to send is then both in unacked and re-queued by the
+// caller; the outbox merge at teardown keeps one copy per jid.
+func (m *Minion) trackUnacked(msg *pb.MinionMessage) {
+	if r := msg.GetRet(); r != nil {
+		m.mu.Lock()
+		m.unacked[r.GetJid()] = msg
+		m.mu.Unlock()
+	}
+}
+
+// Unacked is how many returns await the master's acknowledgement or a
+// reconnect (for tests and status).
+func (m *Minion) Unacked() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return len(m.unacked) + len(m.outbox)
 }

@@ -197,6 +197,7 @@ type MasterMessage struct {
 	//	*MasterMessage_Job
 	//	*MasterMessage_CallReply
 	//	*MasterMessage_Ping
+	//	*MasterMessage_Ack
 	Msg           isMasterMessage_Msg `protobuf_oneof:"msg"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -284,6 +285,15 @@ func (x *MasterMessage) GetPing() *Ping {
 	return nil
 }
 
+func (x *MasterMessage) GetAck() *ReturnAck {
+	if x != nil {
+		if x, ok := x.Msg.(*MasterMessage_Ack); ok {
+			return x.Ack
+		}
+	}
+	return nil
+}
+
 type isMasterMessage_Msg interface {
 	isMasterMessage_Msg()
 }
@@ -308,6 +318,10 @@ type MasterMessage_Ping struct {
 	Ping *Ping `protobuf:"bytes,5,opt,name=ping,proto3,oneof"`
 }
 
+type MasterMessage_Ack struct {
+	Ack *ReturnAck `protobuf:"bytes,6,opt,name=ack,proto3,oneof"`
+}
+
 func (*MasterMessage_Challenge) isMasterMessage_Msg() {}
 
 func (*MasterMessage_Welcome) isMasterMessage_Msg() {}
@@ -317,6 +331,55 @@ func (*MasterMessage_Job) isMasterMessage_Msg() {}
 func (*MasterMessage_CallReply) isMasterMessage_Msg() {}
 
 func (*MasterMessage_Ping) isMasterMessage_Msg() {}
+
+func (*MasterMessage_Ack) isMasterMessage_Msg() {}
+
+// ReturnAck tells a minion its return for jid is recorded (or refused for
+// good): until then the minion keeps it and resends it after a reconnect,
+// so a master crash loses no return.
+type ReturnAck struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Jid           string                 `protobuf:"bytes,1,opt,name=jid,proto3" json:"jid,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReturnAck) Reset() {
+	*x = ReturnAck{}
+	mi := &file_brine_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReturnAck) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReturnAck) ProtoMessage() {}
+
+func (x *ReturnAck) ProtoReflect() protoreflect.Message {
+	mi := &file_brine_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReturnAck.ProtoReflect.Descriptor instead.
+func (*ReturnAck) Descriptor() ([]byte, []int) {
+	return file_brine_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *ReturnAck) GetJid() string {
+	if x != nil {
+		return x.Jid
+	}
+	return ""
+}
 
 // Hello opens the stream: who the minion says it is.
 type Hello struct {
@@ -333,7 +396,7 @@ type Hello struct {
 
 func (x *Hello) Reset() {
 	*x = Hello{}
-	mi := &file_brine_proto_msgTypes[2]
+	mi := &file_brine_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -345,7 +408,7 @@ func (x *Hello) String() string {
 func (*Hello) ProtoMessage() {}
 
 func (x *Hello) ProtoReflect() protoreflect.Message {
-	mi := &file_brine_proto_msgTypes[2]
+	mi := &file_brine_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -358,7 +421,7 @@ func (x *Hello) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Hello.ProtoReflect.Descriptor instead.
 func (*Hello) Descriptor() ([]byte, []int) {
-	return file_brine_proto_rawDescGZIP(), []int{2}
+	return file_brine_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *Hello) GetId() string {
@@ -406,7 +469,7 @@ type Challenge struct {
 
 func (x *Challenge) Reset() {
 	*x = Challenge{}
-	mi := &file_brine_proto_msgTypes[3]
+	mi := &file_brine_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -418,7 +481,7 @@ func (x *Challenge) String() string {
 func (*Challenge) ProtoMessage() {}
 
 func (x *Challenge) ProtoReflect() protoreflect.Message {
-	mi := &file_brine_proto_msgTypes[3]
+	mi := &file_brine_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -431,7 +494,7 @@ func (x *Challenge) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Challenge.ProtoReflect.Descriptor instead.
 func (*Challenge) Descriptor() ([]byte, []int) {
-	return file_brine_proto_rawDescGZIP(), []int{3}
+	return file_brine_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *Challenge) GetNonce() []byte {
@@ -453,7 +516,7 @@ type Proof struct {
 
 func (x *Proof) Reset() {
 	*x = Proof{}
-	mi := &file_brine_proto_msgTypes[4]
+	mi := &file_brine_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -465,7 +528,7 @@ func (x *Proof) String() string {
 func (*Proof) ProtoMessage() {}
 
 func (x *Proof) ProtoReflect() protoreflect.Message {
-	mi := &file_brine_proto_msgTypes[4]
+	mi := &file_brine_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -478,7 +541,7 @@ func (x *Proof) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Proof.ProtoReflect.Descriptor instead.
 func (*Proof) Descriptor() ([]byte, []int) {
-	return file_brine_proto_rawDescGZIP(), []int{4}
+	return file_brine_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *Proof) GetSignature() []byte {
@@ -501,7 +564,7 @@ type Welcome struct {
 
 func (x *Welcome) Reset() {
 	*x = Welcome{}
-	mi := &file_brine_proto_msgTypes[5]
+	mi := &file_brine_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -513,7 +576,7 @@ func (x *Welcome) String() string {
 func (*Welcome) ProtoMessage() {}
 
 func (x *Welcome) ProtoReflect() protoreflect.Message {
-	mi := &file_brine_proto_msgTypes[5]
+	mi := &file_brine_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -526,7 +589,7 @@ func (x *Welcome) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Welcome.ProtoReflect.Descriptor instead.
 func (*Welcome) Descriptor() ([]byte, []int) {
-	return file_brine_proto_rawDescGZIP(), []int{5}
+	return file_brine_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *Welcome) GetKeyState() string {
@@ -564,7 +627,7 @@ type Job struct {
 
 func (x *Job) Reset() {
 	*x = Job{}
-	mi := &file_brine_proto_msgTypes[6]
+	mi := &file_brine_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -576,7 +639,7 @@ func (x *Job) String() string {
 func (*Job) ProtoMessage() {}
 
 func (x *Job) ProtoReflect() protoreflect.Message {
-	mi := &file_brine_proto_msgTypes[6]
+	mi := &file_brine_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -589,7 +652,7 @@ func (x *Job) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Job.ProtoReflect.Descriptor instead.
 func (*Job) Descriptor() ([]byte, []int) {
-	return file_brine_proto_rawDescGZIP(), []int{6}
+	return file_brine_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *Job) GetJid() string {
@@ -650,7 +713,7 @@ type Return struct {
 
 func (x *Return) Reset() {
 	*x = Return{}
-	mi := &file_brine_proto_msgTypes[7]
+	mi := &file_brine_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -662,7 +725,7 @@ func (x *Return) String() string {
 func (*Return) ProtoMessage() {}
 
 func (x *Return) ProtoReflect() protoreflect.Message {
-	mi := &file_brine_proto_msgTypes[7]
+	mi := &file_brine_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -675,7 +738,7 @@ func (x *Return) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Return.ProtoReflect.Descriptor instead.
 func (*Return) Descriptor() ([]byte, []int) {
-	return file_brine_proto_rawDescGZIP(), []int{7}
+	return file_brine_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *Return) GetJid() string {
@@ -745,7 +808,7 @@ type Event struct {
 
 func (x *Event) Reset() {
 	*x = Event{}
-	mi := &file_brine_proto_msgTypes[8]
+	mi := &file_brine_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -757,7 +820,7 @@ func (x *Event) String() string {
 func (*Event) ProtoMessage() {}
 
 func (x *Event) ProtoReflect() protoreflect.Message {
-	mi := &file_brine_proto_msgTypes[8]
+	mi := &file_brine_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -770,7 +833,7 @@ func (x *Event) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Event.ProtoReflect.Descriptor instead.
 func (*Event) Descriptor() ([]byte, []int) {
-	return file_brine_proto_rawDescGZIP(), []int{8}
+	return file_brine_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Event) GetTag() string {
@@ -808,7 +871,7 @@ type MineUpdate struct {
 
 func (x *MineUpdate) Reset() {
 	*x = MineUpdate{}
-	mi := &file_brine_proto_msgTypes[9]
+	mi := &file_brine_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -820,7 +883,7 @@ func (x *MineUpdate) String() string {
 func (*MineUpdate) ProtoMessage() {}
 
 func (x *MineUpdate) ProtoReflect() protoreflect.Message {
-	mi := &file_brine_proto_msgTypes[9]
+	mi := &file_brine_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -833,7 +896,7 @@ func (x *MineUpdate) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MineUpdate.ProtoReflect.Descriptor instead.
 func (*MineUpdate) Descriptor() ([]byte, []int) {
-	return file_brine_proto_rawDescGZIP(), []int{9}
+	return file_brine_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *MineUpdate) GetData() map[string]*structpb.Value {
@@ -870,7 +933,7 @@ type MasterCall struct {
 
 func (x *MasterCall) Reset() {
 	*x = MasterCall{}
-	mi := &file_brine_proto_msgTypes[10]
+	mi := &file_brine_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -882,7 +945,7 @@ func (x *MasterCall) String() string {
 func (*MasterCall) ProtoMessage() {}
 
 func (x *MasterCall) ProtoReflect() protoreflect.Message {
-	mi := &file_brine_proto_msgTypes[10]
+	mi := &file_brine_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -895,7 +958,7 @@ func (x *MasterCall) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MasterCall.ProtoReflect.Descriptor instead.
 func (*MasterCall) Descriptor() ([]byte, []int) {
-	return file_brine_proto_rawDescGZIP(), []int{10}
+	return file_brine_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *MasterCall) GetCallId() string {
@@ -937,7 +1000,7 @@ type MasterCallReply struct {
 
 func (x *MasterCallReply) Reset() {
 	*x = MasterCallReply{}
-	mi := &file_brine_proto_msgTypes[11]
+	mi := &file_brine_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -949,7 +1012,7 @@ func (x *MasterCallReply) String() string {
 func (*MasterCallReply) ProtoMessage() {}
 
 func (x *MasterCallReply) ProtoReflect() protoreflect.Message {
-	mi := &file_brine_proto_msgTypes[11]
+	mi := &file_brine_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -962,7 +1025,7 @@ func (x *MasterCallReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MasterCallReply.ProtoReflect.Descriptor instead.
 func (*MasterCallReply) Descriptor() ([]byte, []int) {
-	return file_brine_proto_rawDescGZIP(), []int{11}
+	return file_brine_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *MasterCallReply) GetCallId() string {
@@ -995,7 +1058,7 @@ type Ping struct {
 
 func (x *Ping) Reset() {
 	*x = Ping{}
-	mi := &file_brine_proto_msgTypes[12]
+	mi := &file_brine_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1007,7 +1070,7 @@ func (x *Ping) String() string {
 func (*Ping) ProtoMessage() {}
 
 func (x *Ping) ProtoReflect() protoreflect.Message {
-	mi := &file_brine_proto_msgTypes[12]
+	mi := &file_brine_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1020,7 +1083,7 @@ func (x *Ping) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Ping.ProtoReflect.Descriptor instead.
 func (*Ping) Descriptor() ([]byte, []int) {
-	return file_brine_proto_rawDescGZIP(), []int{12}
+	return file_brine_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *Ping) GetSeq() int64 {
@@ -1039,7 +1102,7 @@ type Pong struct {
 
 func (x *Pong) Reset() {
 	*x = Pong{}
-	mi := &file_brine_proto_msgTypes[13]
+	mi := &file_brine_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1051,7 +1114,7 @@ func (x *Pong) String() string {
 func (*Pong) ProtoMessage() {}
 
 func (x *Pong) ProtoReflect() protoreflect.Message {
-	mi := &file_brine_proto_msgTypes[13]
+	mi := &file_brine_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1064,7 +1127,7 @@ func (x *Pong) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Pong.ProtoReflect.Descriptor instead.
 func (*Pong) Descriptor() ([]byte, []int) {
-	return file_brine_proto_rawDescGZIP(), []int{13}
+	return file_brine_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *Pong) GetSeq() int64 {
@@ -1089,7 +1152,7 @@ type PublishRequest struct {
 
 func (x *PublishRequest) Reset() {
 	*x = PublishRequest{}
-	mi := &file_brine_proto_msgTypes[14]
+	mi := &file_brine_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1101,7 +1164,7 @@ func (x *PublishRequest) String() string {
 func (*PublishRequest) ProtoMessage() {}
 
 func (x *PublishRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_brine_proto_msgTypes[14]
+	mi := &file_brine_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1114,7 +1177,7 @@ func (x *PublishRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PublishRequest.ProtoReflect.Descriptor instead.
 func (*PublishRequest) Descriptor() ([]byte, []int) {
-	return file_brine_proto_rawDescGZIP(), []int{14}
+	return file_brine_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *PublishRequest) GetTarget() string {
@@ -1180,7 +1243,7 @@ type PublishEvent struct {
 
 func (x *PublishEvent) Reset() {
 	*x = PublishEvent{}
-	mi := &file_brine_proto_msgTypes[15]
+	mi := &file_brine_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1192,7 +1255,7 @@ func (x *PublishEvent) String() string {
 func (*PublishEvent) ProtoMessage() {}
 
 func (x *PublishEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_brine_proto_msgTypes[15]
+	mi := &file_brine_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1205,7 +1268,7 @@ func (x *PublishEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PublishEvent.ProtoReflect.Descriptor instead.
 func (*PublishEvent) Descriptor() ([]byte, []int) {
-	return file_brine_proto_rawDescGZIP(), []int{15}
+	return file_brine_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *PublishEvent) GetEv() isPublishEvent_Ev {
@@ -1275,7 +1338,7 @@ type JobStarted struct {
 
 func (x *JobStarted) Reset() {
 	*x = JobStarted{}
-	mi := &file_brine_proto_msgTypes[16]
+	mi := &file_brine_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1287,7 +1350,7 @@ func (x *JobStarted) String() string {
 func (*JobStarted) ProtoMessage() {}
 
 func (x *JobStarted) ProtoReflect() protoreflect.Message {
-	mi := &file_brine_proto_msgTypes[16]
+	mi := &file_brine_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1300,7 +1363,7 @@ func (x *JobStarted) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JobStarted.ProtoReflect.Descriptor instead.
 func (*JobStarted) Descriptor() ([]byte, []int) {
-	return file_brine_proto_rawDescGZIP(), []int{16}
+	return file_brine_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *JobStarted) GetJid() string {
@@ -1335,7 +1398,7 @@ type JobDone struct {
 
 func (x *JobDone) Reset() {
 	*x = JobDone{}
-	mi := &file_brine_proto_msgTypes[17]
+	mi := &file_brine_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1347,7 +1410,7 @@ func (x *JobDone) String() string {
 func (*JobDone) ProtoMessage() {}
 
 func (x *JobDone) ProtoReflect() protoreflect.Message {
-	mi := &file_brine_proto_msgTypes[17]
+	mi := &file_brine_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1360,7 +1423,7 @@ func (x *JobDone) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JobDone.ProtoReflect.Descriptor instead.
 func (*JobDone) Descriptor() ([]byte, []int) {
-	return file_brine_proto_rawDescGZIP(), []int{17}
+	return file_brine_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *JobDone) GetJid() string {
@@ -1395,7 +1458,7 @@ type RunnerRequest struct {
 
 func (x *RunnerRequest) Reset() {
 	*x = RunnerRequest{}
-	mi := &file_brine_proto_msgTypes[18]
+	mi := &file_brine_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1407,7 +1470,7 @@ func (x *RunnerRequest) String() string {
 func (*RunnerRequest) ProtoMessage() {}
 
 func (x *RunnerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_brine_proto_msgTypes[18]
+	mi := &file_brine_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1420,7 +1483,7 @@ func (x *RunnerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RunnerRequest.ProtoReflect.Descriptor instead.
 func (*RunnerRequest) Descriptor() ([]byte, []int) {
-	return file_brine_proto_rawDescGZIP(), []int{18}
+	return file_brine_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *RunnerRequest) GetFun() string {
@@ -1453,7 +1516,7 @@ type RunnerReply struct {
 
 func (x *RunnerReply) Reset() {
 	*x = RunnerReply{}
-	mi := &file_brine_proto_msgTypes[19]
+	mi := &file_brine_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1465,7 +1528,7 @@ func (x *RunnerReply) String() string {
 func (*RunnerReply) ProtoMessage() {}
 
 func (x *RunnerReply) ProtoReflect() protoreflect.Message {
-	mi := &file_brine_proto_msgTypes[19]
+	mi := &file_brine_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1478,7 +1541,7 @@ func (x *RunnerReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RunnerReply.ProtoReflect.Descriptor instead.
 func (*RunnerReply) Descriptor() ([]byte, []int) {
-	return file_brine_proto_rawDescGZIP(), []int{19}
+	return file_brine_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *RunnerReply) GetRet() *structpb.Value {
@@ -1497,7 +1560,7 @@ type EventsRequest struct {
 
 func (x *EventsRequest) Reset() {
 	*x = EventsRequest{}
-	mi := &file_brine_proto_msgTypes[20]
+	mi := &file_brine_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1509,7 +1572,7 @@ func (x *EventsRequest) String() string {
 func (*EventsRequest) ProtoMessage() {}
 
 func (x *EventsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_brine_proto_msgTypes[20]
+	mi := &file_brine_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1522,7 +1585,7 @@ func (x *EventsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EventsRequest.ProtoReflect.Descriptor instead.
 func (*EventsRequest) Descriptor() ([]byte, []int) {
-	return file_brine_proto_rawDescGZIP(), []int{20}
+	return file_brine_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *EventsRequest) GetTagGlob() string {
@@ -1545,15 +1608,18 @@ const file_brine_proto_rawDesc = "" +
 	"\x04mine\x18\x05 \x01(\v2\x14.brine.v1.MineUpdateH\x00R\x04mine\x12*\n" +
 	"\x04call\x18\x06 \x01(\v2\x14.brine.v1.MasterCallH\x00R\x04call\x12$\n" +
 	"\x04pong\x18\a \x01(\v2\x0e.brine.v1.PongH\x00R\x04pongB\x05\n" +
-	"\x03msg\"\xff\x01\n" +
+	"\x03msg\"\xa8\x02\n" +
 	"\rMasterMessage\x123\n" +
 	"\tchallenge\x18\x01 \x01(\v2\x13.brine.v1.ChallengeH\x00R\tchallenge\x12-\n" +
 	"\awelcome\x18\x02 \x01(\v2\x11.brine.v1.WelcomeH\x00R\awelcome\x12!\n" +
 	"\x03job\x18\x03 \x01(\v2\r.brine.v1.JobH\x00R\x03job\x12:\n" +
 	"\n" +
 	"call_reply\x18\x04 \x01(\v2\x19.brine.v1.MasterCallReplyH\x00R\tcallReply\x12$\n" +
-	"\x04ping\x18\x05 \x01(\v2\x0e.brine.v1.PingH\x00R\x04pingB\x05\n" +
-	"\x03msg\"\xa8\x01\n" +
+	"\x04ping\x18\x05 \x01(\v2\x0e.brine.v1.PingH\x00R\x04ping\x12'\n" +
+	"\x03ack\x18\x06 \x01(\v2\x13.brine.v1.ReturnAckH\x00R\x03ackB\x05\n" +
+	"\x03msg\"\x1d\n" +
+	"\tReturnAck\x12\x10\n" +
+	"\x03jid\x18\x01 \x01(\tR\x03jid\"\xa8\x01\n" +
 	"\x05Hello\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1d\n" +
 	"\n" +
@@ -1664,79 +1730,81 @@ func file_brine_proto_rawDescGZIP() []byte {
 	return file_brine_proto_rawDescData
 }
 
-var file_brine_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
+var file_brine_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
 var file_brine_proto_goTypes = []any{
 	(*MinionMessage)(nil),      // 0: brine.v1.MinionMessage
 	(*MasterMessage)(nil),      // 1: brine.v1.MasterMessage
-	(*Hello)(nil),              // 2: brine.v1.Hello
-	(*Challenge)(nil),          // 3: brine.v1.Challenge
-	(*Proof)(nil),              // 4: brine.v1.Proof
-	(*Welcome)(nil),            // 5: brine.v1.Welcome
-	(*Job)(nil),                // 6: brine.v1.Job
-	(*Return)(nil),             // 7: brine.v1.Return
-	(*Event)(nil),              // 8: brine.v1.Event
-	(*MineUpdate)(nil),         // 9: brine.v1.MineUpdate
-	(*MasterCall)(nil),         // 10: brine.v1.MasterCall
-	(*MasterCallReply)(nil),    // 11: brine.v1.MasterCallReply
-	(*Ping)(nil),               // 12: brine.v1.Ping
-	(*Pong)(nil),               // 13: brine.v1.Pong
-	(*PublishRequest)(nil),     // 14: brine.v1.PublishRequest
-	(*PublishEvent)(nil),       // 15: brine.v1.PublishEvent
-	(*JobStarted)(nil),         // 16: brine.v1.JobStarted
-	(*JobDone)(nil),            // 17: brine.v1.JobDone
-	(*RunnerRequest)(nil),      // 18: brine.v1.RunnerRequest
-	(*RunnerReply)(nil),        // 19: brine.v1.RunnerReply
-	(*EventsRequest)(nil),      // 20: brine.v1.EventsRequest
-	nil,                        // 21: brine.v1.MineUpdate.DataEntry
-	(*structpb.Struct)(nil),    // 22: google.protobuf.Struct
-	(*structpb.ListValue)(nil), // 23: google.protobuf.ListValue
-	(*structpb.Value)(nil),     // 24: google.protobuf.Value
+	(*ReturnAck)(nil),          // 2: brine.v1.ReturnAck
+	(*Hello)(nil),              // 3: brine.v1.Hello
+	(*Challenge)(nil),          // 4: brine.v1.Challenge
+	(*Proof)(nil),              // 5: brine.v1.Proof
+	(*Welcome)(nil),            // 6: brine.v1.Welcome
+	(*Job)(nil),                // 7: brine.v1.Job
+	(*Return)(nil),             // 8: brine.v1.Return
+	(*Event)(nil),              // 9: brine.v1.Event
+	(*MineUpdate)(nil),         // 10: brine.v1.MineUpdate
+	(*MasterCall)(nil),         // 11: brine.v1.MasterCall
+	(*MasterCallReply)(nil),    // 12: brine.v1.MasterCallReply
+	(*Ping)(nil),               // 13: brine.v1.Ping
+	(*Pong)(nil),               // 14: brine.v1.Pong
+	(*PublishRequest)(nil),     // 15: brine.v1.PublishRequest
+	(*PublishEvent)(nil),       // 16: brine.v1.PublishEvent
+	(*JobStarted)(nil),         // 17: brine.v1.JobStarted
+	(*JobDone)(nil),            // 18: brine.v1.JobDone
+	(*RunnerRequest)(nil),      // 19: brine.v1.RunnerRequest
+	(*RunnerReply)(nil),        // 20: brine.v1.RunnerReply
+	(*EventsRequest)(nil),      // 21: brine.v1.EventsRequest
+	nil,                        // 22: brine.v1.MineUpdate.DataEntry
+	(*structpb.Struct)(nil),    // 23: google.protobuf.Struct
+	(*structpb.ListValue)(nil), // 24: google.protobuf.ListValue
+	(*structpb.Value)(nil),     // 25: google.protobuf.Value
 }
 var file_brine_proto_depIdxs = []int32{
-	2,  // 0: brine.v1.MinionMessage.hello:type_name -> brine.v1.Hello
-	4,  // 1: brine.v1.MinionMessage.proof:type_name -> brine.v1.Proof
-	7,  // 2: brine.v1.MinionMessage.ret:type_name -> brine.v1.Return
-	8,  // 3: brine.v1.MinionMessage.event:type_name -> brine.v1.Event
-	9,  // 4: brine.v1.MinionMessage.mine:type_name -> brine.v1.MineUpdate
-	10, // 5: brine.v1.MinionMessage.call:type_name -> brine.v1.MasterCall
-	13, // 6: brine.v1.MinionMessage.pong:type_name -> brine.v1.Pong
-	3,  // 7: brine.v1.MasterMessage.challenge:type_name -> brine.v1.Challenge
-	5,  // 8: brine.v1.MasterMessage.welcome:type_name -> brine.v1.Welcome
-	6,  // 9: brine.v1.MasterMessage.job:type_name -> brine.v1.Job
-	11, // 10: brine.v1.MasterMessage.call_reply:type_name -> brine.v1.MasterCallReply
-	12, // 11: brine.v1.MasterMessage.ping:type_name -> brine.v1.Ping
-	22, // 12: brine.v1.Hello.grains:type_name -> google.protobuf.Struct
-	22, // 13: brine.v1.Welcome.config:type_name -> google.protobuf.Struct
-	23, // 14: brine.v1.Job.args:type_name -> google.protobuf.ListValue
-	22, // 15: brine.v1.Job.kwargs:type_name -> google.protobuf.Struct
-	24, // 16: brine.v1.Return.ret:type_name -> google.protobuf.Value
-	22, // 17: brine.v1.Event.data:type_name -> google.protobuf.Struct
-	21, // 18: brine.v1.MineUpdate.data:type_name -> brine.v1.MineUpdate.DataEntry
-	23, // 19: brine.v1.MasterCall.args:type_name -> google.protobuf.ListValue
-	22, // 20: brine.v1.MasterCall.kwargs:type_name -> google.protobuf.Struct
-	24, // 21: brine.v1.MasterCallReply.ret:type_name -> google.protobuf.Value
-	23, // 22: brine.v1.PublishRequest.args:type_name -> google.protobuf.ListValue
-	22, // 23: brine.v1.PublishRequest.kwargs:type_name -> google.protobuf.Struct
-	16, // 24: brine.v1.PublishEvent.started:type_name -> brine.v1.JobStarted
-	7,  // 25: brine.v1.PublishEvent.ret:type_name -> brine.v1.Return
-	17, // 26: brine.v1.PublishEvent.done:type_name -> brine.v1.JobDone
-	23, // 27: brine.v1.RunnerRequest.args:type_name -> google.protobuf.ListValue
-	22, // 28: brine.v1.RunnerRequest.kwargs:type_name -> google.protobuf.Struct
-	24, // 29: brine.v1.RunnerReply.ret:type_name -> google.protobuf.Value
-	24, // 30: brine.v1.MineUpdate.DataEntry.value:type_name -> google.protobuf.Value
-	0,  // 31: brine.v1.MinionLink.Connect:input_type -> brine.v1.MinionMessage
-	14, // 32: brine.v1.Control.Publish:input_type -> brine.v1.PublishRequest
-	18, // 33: brine.v1.Control.Runner:input_type -> brine.v1.RunnerRequest
-	20, // 34: brine.v1.Control.Events:input_type -> brine.v1.EventsRequest
-	1,  // 35: brine.v1.MinionLink.Connect:output_type -> brine.v1.MasterMessage
-	15, // 36: brine.v1.Control.Publish:output_type -> brine.v1.PublishEvent
-	19, // 37: brine.v1.Control.Runner:output_type -> brine.v1.RunnerReply
-	8,  // 38: brine.v1.Control.Events:output_type -> brine.v1.Event
-	35, // [35:39] is the sub-list for method output_type
-	31, // [31:35] is the sub-list for method input_type
-	31, // [31:31] is the sub-list for extension type_name
-	31, // [31:31] is the sub-list for extension extendee
-	0,  // [0:31] is the sub-list for field type_name
+	3,  // 0: brine.v1.MinionMessage.hello:type_name -> brine.v1.Hello
+	5,  // 1: brine.v1.MinionMessage.proof:type_name -> brine.v1.Proof
+	8,  // 2: brine.v1.MinionMessage.ret:type_name -> brine.v1.Return
+	9,  // 3: brine.v1.MinionMessage.event:type_name -> brine.v1.Event
+	10, // 4: brine.v1.MinionMessage.mine:type_name -> brine.v1.MineUpdate
+	11, // 5: brine.v1.MinionMessage.call:type_name -> brine.v1.MasterCall
+	14, // 6: brine.v1.MinionMessage.pong:type_name -> brine.v1.Pong
+	4,  // 7: brine.v1.MasterMessage.challenge:type_name -> brine.v1.Challenge
+	6,  // 8: brine.v1.MasterMessage.welcome:type_name -> brine.v1.Welcome
+	7,  // 9: brine.v1.MasterMessage.job:type_name -> brine.v1.Job
+	12, // 10: brine.v1.MasterMessage.call_reply:type_name -> brine.v1.MasterCallReply
+	13, // 11: brine.v1.MasterMessage.ping:type_name -> brine.v1.Ping
+	2,  // 12: brine.v1.MasterMessage.ack:type_name -> brine.v1.ReturnAck
+	23, // 13: brine.v1.Hello.grains:type_name -> google.protobuf.Struct
+	23, // 14: brine.v1.Welcome.config:type_name -> google.protobuf.Struct
+	24, // 15: brine.v1.Job.args:type_name -> google.protobuf.ListValue
+	23, // 16: brine.v1.Job.kwargs:type_name -> google.protobuf.Struct
+	25, // 17: brine.v1.Return.ret:type_name -> google.protobuf.Value
+	23, // 18: brine.v1.Event.data:type_name -> google.protobuf.Struct
+	22, // 19: brine.v1.MineUpdate.data:type_name -> brine.v1.MineUpdate.DataEntry
+	24, // 20: brine.v1.MasterCall.args:type_name -> google.protobuf.ListValue
+	23, // 21: brine.v1.MasterCall.kwargs:type_name -> google.protobuf.Struct
+	25, // 22: brine.v1.MasterCallReply.ret:type_name -> google.protobuf.Value
+	24, // 23: brine.v1.PublishRequest.args:type_name -> google.protobuf.ListValue
+	23, // 24: brine.v1.PublishRequest.kwargs:type_name -> google.protobuf.Struct
+	17, // 25: brine.v1.PublishEvent.started:type_name -> brine.v1.JobStarted
+	8,  // 26: brine.v1.PublishEvent.ret:type_name -> brine.v1.Return
+	18, // 27: brine.v1.PublishEvent.done:type_name -> brine.v1.JobDone
+	24, // 28: brine.v1.RunnerRequest.args:type_name -> google.protobuf.ListValue
+	23, // 29: brine.v1.RunnerRequest.kwargs:type_name -> google.protobuf.Struct
+	25, // 30: brine.v1.RunnerReply.ret:type_name -> google.protobuf.Value
+	25, // 31: brine.v1.MineUpdate.DataEntry.value:type_name -> google.protobuf.Value
+	0,  // 32: brine.v1.MinionLink.Connect:input_type -> brine.v1.MinionMessage
+	15, // 33: brine.v1.Control.Publish:input_type -> brine.v1.PublishRequest
+	19, // 34: brine.v1.Control.Runner:input_type -> brine.v1.RunnerRequest
+	21, // 35: brine.v1.Control.Events:input_type -> brine.v1.EventsRequest
+	1,  // 36: brine.v1.MinionLink.Connect:output_type -> brine.v1.MasterMessage
+	16, // 37: brine.v1.Control.Publish:output_type -> brine.v1.PublishEvent
+	20, // 38: brine.v1.Control.Runner:output_type -> brine.v1.RunnerReply
+	9,  // 39: brine.v1.Control.Events:output_type -> brine.v1.Event
+	36, // [36:40] is the sub-list for method output_type
+	32, // [32:36] is the sub-list for method input_type
+	32, // [32:32] is the sub-list for extension type_name
+	32, // [32:32] is the sub-list for extension extendee
+	0,  // [0:32] is the sub-list for field type_name
 }
 
 func init() { file_brine_proto_init() }
@@ -1759,8 +1827,9 @@ func file_brine_proto_init() {
 		(*MasterMessage_Job)(nil),
 		(*MasterMessage_CallReply)(nil),
 		(*MasterMessage_Ping)(nil),
+		(*MasterMessage_Ack)(nil),
 	}
-	file_brine_proto_msgTypes[15].OneofWrappers = []any{
+	file_brine_proto_msgTypes[16].OneofWrappers = []any{
 		(*PublishEvent_Started)(nil),
 		(*PublishEvent_Ret)(nil),
 		(*PublishEvent_Done)(nil),
@@ -1771,7 +1840,7 @@ func file_brine_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_brine_proto_rawDesc), len(file_brine_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   22,
+			NumMessages:   23,
 			NumExtensions: 0,
 			NumServices:   2,
 		},
