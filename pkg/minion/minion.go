@@ -280,6 +280,7 @@ func (m *Minion) session(ctx context.Context, addr string) error {
 		m.keyState.Store(w.GetKeyState())
 		switch w.GetKeyState() {
 		case "accepted":
+			go m.watchLocalAddr(sctx, creds.localAddr(), cancel)
 			return m.serve(sctx, stream, w)
 		case "pending":
 			m.log.Info("key pending acceptance on the master", "finger", pki.Fingerprint(m.PublicKey()))
@@ -491,4 +492,41 @@ func (m *Minion) Unacked() int {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return len(m.unacked) + len(m.outbox)
+}
+
+// watchLocalAddr ends the session when the address this connection was
+// made from leaves the host's interfaces (an address change on eth0): the
+// old TCP connection can only die by keepalive timeout, and until the
+// minion reconnects from its new address, the mine update announcing that
+// address cannot reach the master.
+func (m *Minion) watchLocalAddr(ctx context.Context, local net.Addr, cancel context.CancelFunc) {
+	ta, ok := local.(*net.TCPAddr)
+	if !ok || ta.IP.IsLoopback() {
+		return
+	}
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		addrs, err := net.InterfaceAddrs()
+		if err != nil {
+			continue
+		}
+		found := false
+		for _, a := range addrs {
+			if ipn, ok := a.(*net.IPNet); ok && ipn.IP.Equal(ta.IP) {
+				found = true
+				break
+			}
+		}
+		if !found {
+			m.log.Info("local address of the master connection is gone; reconnecting", "addr", ta.IP.String())
+			cancel()
+			return
+		}
+	}
 }

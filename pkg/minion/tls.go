@@ -69,11 +69,13 @@ type captureCreds struct {
 	credentials.TransportCredentials
 	mu    *sync.Mutex
 	state **tls.ConnectionState
+	local *net.Addr
 }
 
 func newCaptureCreds(cfg *tls.Config) *captureCreds {
 	var st *tls.ConnectionState
-	return &captureCreds{TransportCredentials: credentials.NewTLS(cfg), mu: &sync.Mutex{}, state: &st}
+	var local net.Addr
+	return &captureCreds{TransportCredentials: credentials.NewTLS(cfg), mu: &sync.Mutex{}, state: &st, local: &local}
 }
 
 func (c *captureCreds) ClientHandshake(ctx context.Context, authority string, raw net.Conn) (net.Conn, credentials.AuthInfo, error) {
@@ -83,6 +85,7 @@ func (c *captureCreds) ClientHandshake(ctx context.Context, authority string, ra
 			st := ti.State
 			c.mu.Lock()
 			*c.state = &st
+			*c.local = raw.LocalAddr()
 			c.mu.Unlock()
 		}
 	}
@@ -90,11 +93,17 @@ func (c *captureCreds) ClientHandshake(ctx context.Context, authority string, ra
 }
 
 func (c *captureCreds) Clone() credentials.TransportCredentials {
-	return &captureCreds{TransportCredentials: c.TransportCredentials.Clone(), mu: c.mu, state: c.state}
+	return &captureCreds{TransportCredentials: c.TransportCredentials.Clone(), mu: c.mu, state: c.state, local: c.local}
 }
 
 func (c *captureCreds) connState() *tls.ConnectionState {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return *c.state
+}
+
+func (c *captureCreds) localAddr() net.Addr {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return *c.local
 }
