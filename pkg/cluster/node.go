@@ -388,59 +388,65 @@ func (n *Node) Close() {
 func (n *Node) kv(ctx context.Context, cfg jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
 	cfg.Replicas = n.replicas
 	cfg.Storage = jetstream.FileStorage
-	for {
-		kv, err := n.js.KeyValue(ctx, cfg.Bucket)
-		if err == nil {
-			return kv, nil
+	var kv jetstream.KeyValue
+	err := n.ensure(ctx, cfg.Bucket, func(actx context.Context) (bool, error) {
+		var err error
+		if kv, err = n.js.KeyValue(actx, cfg.Bucket); err == nil {
+			return true, nil
+		} else if !errors.Is(err, jetstream.ErrBucketNotFound) {
+			return false, err
 		}
-		if !errors.Is(err, jetstream.ErrBucketNotFound) {
-			return nil, fmt.Errorf("cluster: bucket %s: %w", cfg.Bucket, err)
-		}
-		kv, err = n.js.CreateKeyValue(ctx, cfg)
-		if err == nil {
-			return kv, nil
-		}
+		kv, err = n.js.CreateKeyValue(actx, cfg)
 		if errors.Is(err, jetstream.ErrBucketExists) {
-			continue // a peer made it meanwhile
+			return false, nil // a peer made it meanwhile: open it
 		}
-		if retryable(err) {
-			n.log.Info("bucket not created yet, retrying", "bucket", cfg.Bucket, "err", err)
-			if err := sleep(ctx, time.Second); err != nil {
-				return nil, fmt.Errorf("cluster: bucket %s: %w", cfg.Bucket, err)
-			}
-			continue
-		}
-		return nil, fmt.Errorf("cluster: create bucket %s (replicas %d): %w", cfg.Bucket, cfg.Replicas, err)
-	}
+		return err == nil, err
+	})
+	return kv, err
 }
 
 // stream is kv for a plain stream.
 func (n *Node) stream(ctx context.Context, cfg jetstream.StreamConfig) (jetstream.Stream, error) {
 	cfg.Replicas = n.replicas
 	cfg.Storage = jetstream.FileStorage
-	for {
-		s, err := n.js.Stream(ctx, cfg.Name)
-		if err == nil {
-			return s, nil
+	var st jetstream.Stream
+	err := n.ensure(ctx, cfg.Name, func(actx context.Context) (bool, error) {
+		var err error
+		if st, err = n.js.Stream(actx, cfg.Name); err == nil {
+			return true, nil
+		} else if !errors.Is(err, jetstream.ErrStreamNotFound) {
+			return false, err
 		}
-		if !errors.Is(err, jetstream.ErrStreamNotFound) {
-			return nil, fmt.Errorf("cluster: stream %s: %w", cfg.Name, err)
-		}
-		s, err = n.js.CreateStream(ctx, cfg)
-		if err == nil {
-			return s, nil
-		}
+		st, err = n.js.CreateStream(actx, cfg)
 		if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
-			continue
+			return false, nil
 		}
-		if retryable(err) {
-			n.log.Info("stream not created yet, retrying", "stream", cfg.Name, "err", err)
-			if err := sleep(ctx, time.Second); err != nil {
-				return nil, fmt.Errorf("cluster: stream %s: %w", cfg.Name, err)
-			}
-			continue
+		return err == nil, err
+	})
+	return st, err
+}
+
+// ensure retries attempt until it succeeds, fails for good, or ctx ends.
+// Each attempt has its own deadline: while a fresh cluster elects its
+// leaders an API request may go unanswered, and must not hold the whole
+// start-up wait.
+func (n *Node) ensure(ctx context.Context, name string, attempt func(context.Context) (bool, error)) error {
+	for {
+		actx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		ok, err := attempt(actx)
+		cancel()
+		if ok {
+			return nil
 		}
-		return nil, fmt.Errorf("cluster: create stream %s (replicas %d): %w", cfg.Name, cfg.Replicas, err)
+		if err != nil && !retryable(err) {
+			return fmt.Errorf("cluster: %s (replicas %d): %w", name, n.replicas, err)
+		}
+		if err != nil {
+			n.log.Info("JetStream not ready for "+name+", retrying", "err", err)
+		}
+		if serr := sleep(ctx, 500*time.Millisecond); serr != nil {
+			return fmt.Errorf("cluster: %s: %w (last error: %v)", name, serr, err)
+		}
 	}
 }
 
@@ -454,7 +460,8 @@ func retryable(err error) bool {
 			return true
 		}
 	}
-	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout) || errors.Is(err, jetstream.ErrJetStreamNotEnabled) ||
+	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout) || errors.Is(err, nats.ErrNoResponders) ||
+		errors.Is(err, jetstream.ErrJetStreamNotEnabled) ||
 		strings.Contains(err.Error(), "no suitable peers") || strings.Contains(err.Error(), "insufficient resources")
 }
 

@@ -227,6 +227,7 @@ func (m *Master) serveAccepted(stream pb.MinionLink_ConnectServer, c *conn) erro
 		m.log.Error("registry", "id", c.id, "err", err)
 	}
 	m.saveGrains(c.id, c.grains)
+	m.clusterConnected(c, now)
 	defer func() {
 		m.mu.Lock()
 		current := m.conns[c.id] == c
@@ -236,6 +237,7 @@ func (m *Master) serveAccepted(stream pb.MinionLink_ConnectServer, c *conn) erro
 		m.mu.Unlock()
 		if current {
 			m.reg.SetConnected(c.id, false, time.Now().UTC())
+			m.clusterDisconnected(c.id, time.Now().UTC())
 			m.publish("minion/"+c.id+"/disconnect", map[string]any{"id": c.id})
 			m.log.Info("minion disconnected", "id", c.id)
 		}

@@ -78,6 +78,8 @@ type Master struct {
 	minionLn   net.Listener
 	controlLn  net.Listener
 	started    time.Time
+
+	cluster *clusterState // nil unless config cluster: is set
 }
 
 // RunnerFunc is a master-side function brinectl calls (key.list, mine.get...).
@@ -140,6 +142,9 @@ func New(cfg config.Master, opts Options) (*Master, error) {
 		}
 	}
 	if m.reg, err = registry.New(); err != nil {
+		return nil, err
+	}
+	if err := m.setupCluster(opts); err != nil {
 		return nil, err
 	}
 	if m.cert, err = pki.LoadOrCreateMasterCert(filepath.Join(cfg.DataDir, "pki")); err != nil {
@@ -229,6 +234,9 @@ func (m *Master) Start(ctx context.Context) error {
 			m.log.Error("control socket stopped", "err", err)
 		}
 	}()
+	if err := m.startCluster(ctx); err != nil {
+		return err
+	}
 	go m.pruneJobs(ctx)
 	m.startBackground(ctx)
 	m.log.Info("master started", "minion_addr", ln.Addr().String(), "socket", m.cfg.Socket, "finger", m.Fingerprint())
@@ -288,6 +296,7 @@ func (m *Master) Stop() {
 		}
 	}
 	os.Remove(m.cfg.Socket)
+	m.closeCluster()
 }
 
 func (m *Master) pruneJobs(ctx context.Context) {

@@ -19,12 +19,16 @@ type masterResolver struct{ m *Master }
 func (r masterResolver) Select(expr, tgtType string) ([]string, error) { return r.m.resolve(expr, tgtType) }
 
 func (m *Master) setupMine() error {
-	st, err := mine.NewMemStore(filepath.Join(m.cfg.DataDir, "mine.json"))
-	if err != nil {
-		return fmt.Errorf("mine store: %w", err)
+	if m.cluster != nil {
+		m.mine = m.cluster.mine
+	} else {
+		st, err := mine.NewMemStore(filepath.Join(m.cfg.DataDir, "mine.json"))
+		if err != nil {
+			return fmt.Errorf("mine store: %w", err)
+		}
+		m.mine = st
+		m.closers = append(m.closers, func() { st.Close() })
 	}
-	m.mine = st
-	m.closers = append(m.closers, func() { st.Close() })
 	m.runners["mine.get"] = func(ctx context.Context, args []any, kwargs map[string]any) (any, error) {
 		return m.mineGet(ctx, "", args, kwargs)
 	}

@@ -41,6 +41,7 @@ type JobResult struct {
 
 type tracker struct {
 	returns chan *pb.Return
+	stop    func() // ends gathering returns from other masters (cluster)
 }
 
 // InvalidTargetError marks a target expression that does not parse.
@@ -91,21 +92,38 @@ func (m *Master) start(ctx context.Context, spec PublishSpec) (*pb.JobStarted, [
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	jid := job.NewJID(time.Now())
+	jid, err := m.newJID(ctx)
+	if err != nil {
+		return nil, nil, nil, err
+	}
 	started := &pb.JobStarted{Jid: jid, Targeted: ids}
 
+	// In a cluster, minions whose streams another master holds are routed
+	// to it (remote: master -> ids).
+	holder := map[string]string{}
+	if m.cluster != nil {
+		for _, id := range ids {
+			if h := m.remoteHolder(id); h != "" {
+				holder[id] = h
+			}
+		}
+	}
 	m.mu.Lock()
 	live := map[string]*conn{}
+	remote := map[string][]string{}
 	for _, id := range ids {
-		if c := m.conns[id]; c != nil {
+		if h := holder[id]; h != "" {
+			remote[h] = append(remote[h], id)
+		} else if c := m.conns[id]; c != nil {
 			live[id] = c
 		} else {
 			started.Offline = append(started.Offline, id)
 		}
 	}
-	tr := &tracker{returns: make(chan *pb.Return, len(live)+1)}
+	tr := &tracker{returns: make(chan *pb.Return, len(ids)+1)}
 	m.trackers[jid] = tr
 	m.mu.Unlock()
+	tr.stop = m.gatherReturns(jid, tr)
 
 	if spec.Args == nil {
 		spec.Args = []any{}
@@ -135,32 +153,49 @@ func (m *Master) start(ctx context.Context, spec PublishSpec) (*pb.JobStarted, [
 	var sent []string
 	for id, c := range live {
 		pj := &pb.Job{Jid: jid, Fun: spec.Fun, Args: args, Kwargs: kwargs, User: spec.User}
-		if prep := m.preparers[spec.Fun]; prep != nil {
-			c.mu.Lock()
-			grains := c.grains
-			c.mu.Unlock()
-			if err := prep(ctx, id, grains, pj); err != nil {
-				// The minion never sees a job it cannot run; its return
-				// says why, like a render error in Salt's highstate.
-				m.recordReturn(id, &pb.Return{Jid: jid, Id: id, Fun: spec.Fun, Success: false, Retcode: 1,
-					Error: err.Error(), Ret: mustValue([]any{err.Error()})})
-				continue
-			}
+		if m.deliver(ctx, c, pj) == delivered {
+			sent = append(sent, id)
 		}
-		c.mu.Lock()
-		c.outstanding[jid] = struct{}{}
-		c.mu.Unlock()
-		if !c.enqueue(&pb.MasterMessage{Msg: &pb.MasterMessage_Job{Job: pj}}) {
-			c.mu.Lock()
-			delete(c.outstanding, jid)
-			c.mu.Unlock()
-			m.log.Warn("job not delivered: minion stream full or closing", "jid", jid, "id", id)
-			continue
-		}
-		sent = append(sent, id)
 	}
+	sent = append(sent, m.routeRemote(ctx, started, &rec, remote, args, kwargs, spec.Timeout)...)
 	sort.Strings(sent)
 	return started, sent, tr, nil
+}
+
+type delivery int
+
+const (
+	notDelivered delivery = iota
+	delivered
+	answered // not sent: a preparer failed and its return was recorded
+)
+
+// deliver prepares and sends a job on one minion's stream.
+func (m *Master) deliver(ctx context.Context, c *conn, pj *pb.Job) delivery {
+	id, jid := c.id, pj.GetJid()
+	if prep := m.preparers[pj.GetFun()]; prep != nil {
+		c.mu.Lock()
+		grains := c.grains
+		c.mu.Unlock()
+		if err := prep(ctx, id, grains, pj); err != nil {
+			// The minion never sees a job it cannot run; its return
+			// says why, like a render error in Salt's highstate.
+			m.recordReturn(id, &pb.Return{Jid: jid, Id: id, Fun: pj.GetFun(), Success: false, Retcode: 1,
+				Error: err.Error(), Ret: mustValue([]any{err.Error()})})
+			return answered
+		}
+	}
+	c.mu.Lock()
+	c.outstanding[jid] = struct{}{}
+	c.mu.Unlock()
+	if !c.enqueue(&pb.MasterMessage{Msg: &pb.MasterMessage_Job{Job: pj}}) {
+		c.mu.Lock()
+		delete(c.outstanding, jid)
+		c.mu.Unlock()
+		m.log.Warn("job not delivered: minion stream full or closing", "jid", jid, "id", id)
+		return notDelivered
+	}
+	return delivered
 }
 
 func mustValue(v any) *structpb.Value {
@@ -170,8 +205,12 @@ func mustValue(v any) *structpb.Value {
 
 func (m *Master) dropTracker(jid string) {
 	m.mu.Lock()
+	tr := m.trackers[jid]
 	delete(m.trackers, jid)
 	m.mu.Unlock()
+	if tr != nil && tr.stop != nil {
+		tr.stop()
+	}
 }
 
 // Publish runs a job and waits for its returns or the timeout. onEvent,
@@ -271,6 +310,8 @@ func (m *Master) recordReturn(id string, r *pb.Return) {
 		case tr.returns <- r:
 		default:
 		}
+	} else if m.cluster != nil {
+		m.forwardReturn(r) // the job may have started on another master
 	}
 	m.publish("job/"+r.GetJid()+"/ret/"+id, map[string]any{"jid": r.GetJid(), "id": id, "fun": r.GetFun(), "return": ret,
 		"success": r.GetSuccess(), "retcode": r.GetRetcode(), "error": r.GetError()})

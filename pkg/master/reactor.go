@@ -26,7 +26,7 @@ func (m *Master) setupReactor() error {
 		Rules: rules, Workers: m.cfg.ReactorWorkerThreads, QueueHighWater: m.cfg.ReactorWorkerHWM,
 		SpoolDir: filepath.Join(m.cfg.DataDir, "reactor"), Secrets: m.cfg.ReactorSecrets,
 		FileRoots: m.cfg.FileRoots["base"],
-	}, m.bus, m, m.log.With("component", "reactor"))
+	}, m.reactorBus(), m, m.log.With("component", "reactor"))
 	if err != nil {
 		return fmt.Errorf("reactor: %w", err)
 	}
@@ -66,7 +66,7 @@ func (m *Master) setupReactor() error {
 			Listen: w.Listen, TLSCert: w.TLSCert, TLSKey: w.TLSKey, MaxBodyBytes: w.MaxBodyBytes, Hooks: hooks,
 			AllowUnauthenticated: w.AllowUnauthenticated, ReplayWindow: time.Duration(w.ReplayWindow * float64(time.Second)),
 			OnResult: func(result string) { m.metrics.webhook.WithLabelValues(result).Inc() },
-		}, r, m.bus, m.log.With("component", "webhook"))
+		}, m.hookSink(r), m.bus, m.log.With("component", "webhook"))
 		if err != nil {
 			return fmt.Errorf("master config webhook: %w", err)
 		}
@@ -126,6 +126,7 @@ func (m *Master) Reload() error {
 		return fmt.Errorf("reload: reactor: %w", err)
 	}
 	m.reactor.SetRules(rules)
+	m.clusterSetRules(rules)
 	m.mu.Lock()
 	m.cfg.FileRoots, m.cfg.PillarRoots = cfg.FileRoots, cfg.PillarRoots
 	m.cfg.MineFunctions, m.cfg.MineInterval = cfg.MineFunctions, cfg.MineInterval
@@ -140,6 +141,9 @@ func (m *Master) Reload() error {
 func (m *Master) Drain(ctx context.Context) error {
 	if m.reactor == nil {
 		return nil
+	}
+	if err := m.clusterDrain(ctx); err != nil {
+		return err
 	}
 	return m.reactor.Drain(ctx)
 }
