@@ -3,6 +3,7 @@ package netns
 import (
 	"context"
 	"errors"
+	"golang.org/x/sys/unix"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -207,8 +208,17 @@ func TestFleetHostsTalkOnlyOverTheBridge(t *testing.T) {
 // sweeps them. A live owner's fleet is never touched.
 func TestSweepRemovesOnlyDeadRuns(t *testing.T) {
 	needNetns(t)
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
+
+	// Another test process (test/fleet) sweeps in New under the fleet
+	// lock; hold it too, or that sweep removes this test's pretend crash.
+	os.MkdirAll(RunDir, 0o755)
+	lock, err := takeLock(ctx, filepath.Join(RunDir, "lock"), 4*time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { unix.Flock(int(lock.Fd()), unix.LOCK_UN); lock.Close() }()
 
 	dead := exec.Command("true")
 	if err := dead.Run(); err != nil {
