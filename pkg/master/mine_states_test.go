@@ -151,6 +151,10 @@ func TestHostsStateOnRealMinions(t *testing.T) {
 			}
 		}
 	}
+	metrics := scrape(t, tm.Master)
+	if metricValue(t, metrics, "brine_state_render_seconds_count") < 3 || metricValue(t, metrics, "brine_state_apply_seconds_count") < 3 {
+		t.Errorf("render/apply durations not observed:\n%s", metrics)
+	}
 	// Test mode predicts no changes once converged, through the same code path.
 	p = tm.publish(t, "web1", "glob", "state.apply", []any{"hosts"}, map[string]any{"test": true}, 20*time.Second)
 	for key, v := range wire.Any(p.returns["web1"].GetRet()).(map[string]any) {
