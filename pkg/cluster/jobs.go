@@ -24,7 +24,8 @@ var ErrJIDTaken = errors.New("jid already taken by another master")
 // return. A return is created, never overwritten, so a minion's second
 // return for a jid is refused cluster-wide (ErrDuplicateReturn).
 type JobStore struct {
-	kv jetstream.KeyValue
+	n  *Node
+	kv *rkv
 }
 
 var _ job.Store = (*JobStore)(nil)
@@ -39,7 +40,7 @@ func OpenJobStore(ctx context.Context, n *Node, keep time.Duration) (*JobStore, 
 	if err != nil {
 		return nil, err
 	}
-	return &JobStore{kv: kv}, nil
+	return &JobStore{n: n, kv: kv}, nil
 }
 
 func jobKey(jid string) string     { return "j." + jid }
@@ -124,13 +125,7 @@ func (s *JobStore) Get(ctx context.Context, jid string) (job.Job, []job.Return, 
 	if err != nil {
 		return job.Job{}, nil, err
 	}
-	var rets []job.Return
-	err = s.scan(ctx, "r."+jid+".*", false, func(e jetstream.KeyValueEntry) {
-		var r job.Return
-		if json.Unmarshal(e.Value(), &r) == nil && r.JID == jid {
-			rets = append(rets, r)
-		}
-	})
+	rets, err := s.returns(ctx, j)
 	if err != nil {
 		return job.Job{}, nil, fmt.Errorf("job %s: returns: %w", jid, err)
 	}
@@ -139,6 +134,44 @@ func (s *JobStore) Get(ctx context.Context, jid string) (job.Job, []job.Return, 
 		rets = []job.Return{}
 	}
 	return j, rets, nil
+}
+
+// directMax: up to this many targeted minions, returns are read key by
+// key. Those reads are answered by any replica, so they work while the
+// bucket elects a new leader after a master died — when a reconnected
+// minion's return is checked against the cache. Bigger jobs list their
+// returns with one watch.
+const directMax = 1024
+
+func (s *JobStore) returns(ctx context.Context, j job.Job) ([]job.Return, error) {
+	var rets []job.Return
+	decode := func(b []byte) {
+		var r job.Return
+		if json.Unmarshal(b, &r) == nil && r.JID == j.JID {
+			rets = append(rets, r)
+		}
+	}
+	if len(j.Minions) <= directMax {
+		for _, id := range j.Minions {
+			if pki.ValidateID(id) != nil {
+				continue
+			}
+			e, err := s.kv.Get(ctx, retKey(j.JID, id))
+			if errors.Is(err, jetstream.ErrKeyNotFound) {
+				continue
+			}
+			if err != nil {
+				return nil, err
+			}
+			decode(e.Value())
+		}
+		return rets, nil
+	}
+	err := s.n.retry(ctx, func(c context.Context) error {
+		rets = rets[:0]
+		return s.scan(c, "r."+j.JID+".*", false, func(e jetstream.KeyValueEntry) { decode(e.Value()) })
+	})
+	return rets, err
 }
 
 func (s *JobStore) getJob(ctx context.Context, jid string) (job.Job, error) {
@@ -187,18 +220,25 @@ func (s *JobStore) scan(ctx context.Context, filter string, metaOnly bool, visit
 // jids lists the cached jids, newest first.
 func (s *JobStore) jids(ctx context.Context) ([]string, error) {
 	var out []string
-	err := s.scan(ctx, "j.*", true, func(e jetstream.KeyValueEntry) {
-		if jid, ok := strings.CutPrefix(e.Key(), "j."); ok {
-			if _, err := job.ParseJID(jid); err == nil {
-				out = append(out, jid)
-			}
-		}
+	err := s.n.retry(ctx, func(c context.Context) error {
+		out = out[:0]
+		return s.scan(c, "j.*", true, s.collectJID(&out))
 	})
 	if err != nil {
 		return nil, fmt.Errorf("job cache: %w", err)
 	}
 	sort.Sort(sort.Reverse(sort.StringSlice(out)))
 	return out, nil
+}
+
+func (s *JobStore) collectJID(out *[]string) func(jetstream.KeyValueEntry) {
+	return func(e jetstream.KeyValueEntry) {
+		if jid, ok := strings.CutPrefix(e.Key(), "j."); ok {
+			if _, err := job.ParseJID(jid); err == nil {
+				*out = append(*out, jid)
+			}
+		}
+	}
 }
 
 // List implements job.Store: newest first, reading only the jobs returned.

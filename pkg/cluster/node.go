@@ -385,7 +385,7 @@ func (n *Node) Close() {
 // kv opens bucket cfg.Bucket, creating it when missing. An existing
 // bucket is used as it is: a master restarting while a peer is down
 // cannot re-place replicas, and must not need to.
-func (n *Node) kv(ctx context.Context, cfg jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
+func (n *Node) kv(ctx context.Context, cfg jetstream.KeyValueConfig) (*rkv, error) {
 	cfg.Replicas = n.replicas
 	cfg.Storage = jetstream.FileStorage
 	var kv jetstream.KeyValue
@@ -402,7 +402,10 @@ func (n *Node) kv(ctx context.Context, cfg jetstream.KeyValueConfig) (jetstream.
 		}
 		return err == nil, err
 	})
-	return kv, err
+	if err != nil {
+		return nil, err
+	}
+	return &rkv{n: n, kv: kv}, nil
 }
 
 // stream is kv for a plain stream.
@@ -481,6 +484,15 @@ type natsLogger struct{ l *slog.Logger }
 func (l natsLogger) Noticef(f string, v ...any) { l.l.Debug(fmt.Sprintf(f, v...)) }
 func (l natsLogger) Warnf(f string, v ...any)   { l.l.Warn(fmt.Sprintf(f, v...)) }
 func (l natsLogger) Fatalf(f string, v ...any)  { l.l.Error(fmt.Sprintf(f, v...)) }
-func (l natsLogger) Errorf(f string, v ...any)  { l.l.Error(fmt.Sprintf(f, v...)) }
-func (l natsLogger) Debugf(string, ...any)      {}
-func (l natsLogger) Tracef(string, ...any)      {}
+func (l natsLogger) Errorf(f string, v ...any) {
+	msg := fmt.Sprintf(f, v...)
+	if strings.HasPrefix(msg, "Error trying to connect to route") {
+		// Repeated every second while a peer is down; the heartbeat
+		// watch reports a silent master once.
+		l.l.Debug(msg)
+		return
+	}
+	l.l.Error(msg)
+}
+func (l natsLogger) Debugf(string, ...any) {}
+func (l natsLogger) Tracef(string, ...any) {}

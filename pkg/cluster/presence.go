@@ -8,16 +8,19 @@ import (
 	"sync"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/brine-cm/brine/pkg/pki"
 )
 
-// Heartbeats: every master writes one every beatEvery; one silent for
-// deadAfter is taken for gone, and the minions it held for disconnected.
+// Heartbeats: every master publishes one every beatEvery on core NATS (not
+// JetStream, whose streams may be electing leaders exactly when a master
+// has died); one silent for deadAfter is taken for gone, and the minions
+// it held for disconnected.
 const (
-	beatEvery = 2 * time.Second
-	deadAfter = 7 * time.Second
+	beatEvery = time.Second
+	deadAfter = 5 * time.Second
 )
 
 // MinionState is where a minion is connected, shared by every master so
@@ -43,15 +46,15 @@ func decodeMinionState(b []byte) (MinionState, error) {
 }
 
 type beat struct {
-	ID    string    `json:"id"`
-	Since time.Time `json:"since"`
+	ID  string `json:"id"`
+	Bye bool   `json:"bye,omitempty"` // a clean stop
 }
 
 // Presence shares minion connection state and master liveness.
 type Presence struct {
 	n       *Node
 	minions watched[MinionState]
-	masters watched[beat]
+	beats   *nats.Subscription
 
 	mu       sync.Mutex
 	lastBeat map[string]time.Time // local clock: when each master was last heard
@@ -71,28 +74,7 @@ func OpenPresence(ctx context.Context, n *Node, onChange func(st MinionState, kn
 	if err != nil {
 		return nil, err
 	}
-	hkv, err := n.kv(ctx, jetstream.KeyValueConfig{Bucket: n.bucket("masters"), Description: "brine master heartbeats", History: 1, TTL: time.Minute})
-	if err != nil {
-		return nil, err
-	}
-	p := &Presence{n: n, lastBeat: map[string]time.Time{}, alive: map[string]bool{}, onChange: onChange, since: time.Now().UTC(), done: make(chan struct{})}
-	p.masters = watched[beat]{n: n, kv: hkv,
-		decode: func(key string, b []byte) (string, beat, error) {
-			var bt beat
-			if err := json.Unmarshal(b, &bt); err != nil {
-				return "", beat{}, err
-			}
-			id, err := kvKeyID(key)
-			return id, bt, err
-		},
-		onChange: func(id string, _ beat, _ bool, _ beat, ok bool) {
-			if ok {
-				p.heard(id)
-			} else {
-				p.silenced(id)
-			}
-		},
-	}
+	p := &Presence{n: n, lastBeat: map[string]time.Time{}, alive: map[string]bool{}, onChange: onChange, since: time.Now(), done: make(chan struct{})}
 	p.minions = watched[MinionState]{n: n, kv: mkv,
 		decode: func(_ string, b []byte) (string, MinionState, error) {
 			st, err := decodeMinionState(b)
@@ -109,19 +91,24 @@ func OpenPresence(ctx context.Context, n *Node, onChange func(st MinionState, kn
 			p.onChange(p.effective(after), true)
 		},
 	}
-	if err := p.beat(ctx); err != nil {
-		return nil, err
+	sub, err := n.nc.Subscribe(n.subject("beat"), func(msg *nats.Msg) {
+		var b beat
+		if json.Unmarshal(msg.Data, &b) != nil || b.ID == "" || b.ID == n.id {
+			return
+		}
+		if b.Bye {
+			p.silenced(b.ID)
+		} else {
+			p.heard(b.ID)
+		}
+	})
+	if err != nil {
+		return nil, fmt.Errorf("cluster: heartbeats: %w", err)
 	}
-	if err := p.masters.start(ctx); err != nil {
-		return nil, err
-	}
-	// Whoever beat lately counts as alive until proven silent.
-	p.masters.each(func(id string, _ beat) { p.lastBeat[id] = time.Now() })
-	for id := range p.lastBeat {
-		p.alive[id] = true
-	}
+	p.beats = sub
+	p.beat(false)
 	if err := p.minions.start(ctx); err != nil {
-		p.masters.stop()
+		_ = sub.Unsubscribe()
 		return nil, err
 	}
 	lctx, cancel := context.WithCancel(context.Background())
@@ -141,45 +128,58 @@ func (p *Presence) heard(id string) {
 	}
 }
 
-// silenced: a master said goodbye (its beat entry was deleted on a clean
-// stop).
+// silenced: a master said goodbye (a clean stop).
 func (p *Presence) silenced(id string) {
 	if id == p.n.id {
 		return
 	}
 	p.mu.Lock()
-	was := p.alive[id]
+	was, known := p.alive[id]
 	p.alive[id] = false
 	p.mu.Unlock()
-	if was {
+	if was || !known {
 		p.masterChanged(id)
 	}
 }
 
-func (p *Presence) beat(ctx context.Context) error {
-	b, _ := json.Marshal(beat{ID: p.n.id, Since: p.since})
-	if _, err := p.masters.kv.Put(ctx, kvKey(p.n.id), b); err != nil {
-		return fmt.Errorf("cluster: heartbeat: %w", err)
+func (p *Presence) beat(bye bool) {
+	b, _ := json.Marshal(beat{ID: p.n.id, Bye: bye})
+	if err := p.n.nc.Publish(p.n.subject("beat"), b); err != nil {
+		p.n.log.Debug("heartbeat not sent", "err", err)
 	}
-	return nil
 }
 
 func (p *Presence) loop(ctx context.Context) {
 	defer close(p.done)
 	t := time.NewTicker(beatEvery)
 	defer t.Stop()
+	graceOver := false
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 		}
-		bctx, cancel := context.WithTimeout(ctx, beatEvery)
-		if err := p.beat(bctx); err != nil && ctx.Err() == nil {
-			p.n.log.Warn("heartbeat not written", "err", err)
-		}
-		cancel()
+		p.beat(false)
 		var gone []string
+		if !graceOver && time.Since(p.since) >= deadAfter {
+			// Masters named in presence but never heard since we
+			// started are gone (a crashed master's former self).
+			graceOver = true
+			seen := map[string]bool{}
+			p.minions.each(func(_ string, st MinionState) {
+				if st.Connected && st.Master != p.n.id {
+					seen[st.Master] = true
+				}
+			})
+			p.mu.Lock()
+			for id := range seen {
+				if _, known := p.alive[id]; !known {
+					gone = append(gone, id)
+				}
+			}
+			p.mu.Unlock()
+		}
 		p.mu.Lock()
 		for id, at := range p.lastBeat {
 			if id != p.n.id && p.alive[id] && time.Since(at) > deadAfter {
@@ -212,14 +212,18 @@ func (p *Presence) masterChanged(master string) {
 }
 
 // Alive reports whether a master instance has beaten lately (this one
-// always is).
+// always is). One not heard of yet counts as alive for deadAfter after
+// this master started: its next beat may simply not have arrived.
 func (p *Presence) Alive(master string) bool {
 	if master == p.n.id {
 		return true
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return p.alive[master]
+	if alive, known := p.alive[master]; known {
+		return alive
+	}
+	return time.Since(p.since) < deadAfter
 }
 
 // Masters lists the instances alive now.
@@ -325,9 +329,10 @@ func (p *Presence) Close() {
 		<-p.done
 	}
 	p.minions.stop()
-	p.masters.stop()
+	if p.beats != nil {
+		_ = p.beats.Unsubscribe()
+	}
 	// Tell the others at once rather than after deadAfter.
-	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-	defer cancel()
-	_ = p.masters.kv.Delete(ctx, kvKey(p.n.id))
+	p.beat(true)
+	_ = p.n.nc.Flush()
 }

@@ -21,7 +21,7 @@ type ReactOptions struct {
 	// id is remembered (default 7 days, the reactor's).
 	Retention time.Duration
 	// AckWait is how long a master may hold an item before JetStream
-	// gives it to another master (default 30 s); long reactions report
+	// gives it to another master (default 10 s); long reactions report
 	// progress with InProgress.
 	AckWait time.Duration
 }
@@ -74,7 +74,7 @@ func (it ReactItem) InProgress() {
 type ReactQueue struct {
 	n          *Node
 	cons       jetstream.Consumer
-	deliveries jetstream.KeyValue
+	deliveries *rkv
 	ackWait    time.Duration
 }
 
@@ -88,7 +88,7 @@ func OpenReactQueue(ctx context.Context, n *Node, o ReactOptions) (*ReactQueue, 
 		retention = 7 * 24 * time.Hour
 	}
 	if ackWait <= 0 {
-		ackWait = 30 * time.Second
+		ackWait = 10 * time.Second
 	}
 	st, err := n.stream(ctx, jetstream.StreamConfig{
 		Name:        n.bucket("react"),
@@ -136,7 +136,7 @@ func (q *ReactQueue) Forward(ctx context.Context, tag string, data map[string]an
 	}
 	msg := &nats.Msg{Subject: q.n.subject("react", "bus"), Data: b, Header: nats.Header{}}
 	msg.Header.Set(jetstream.MsgIDHeader, eventID)
-	if _, err := q.n.js.PublishMsg(ctx, msg); err != nil {
+	if err := q.n.publish(ctx, msg); err != nil {
 		return fmt.Errorf("forward %s: %w", tag, err)
 	}
 	return nil
@@ -165,7 +165,7 @@ func (q *ReactQueue) AcceptHook(ctx context.Context, tag string, data map[string
 	}
 	msg := &nats.Msg{Subject: q.n.subject("react", "hook"), Data: b, Header: nats.Header{}}
 	msg.Header.Set(jetstream.MsgIDHeader, id)
-	if _, err := q.n.js.PublishMsg(ctx, msg); err != nil {
+	if err := q.n.publish(ctx, msg); err != nil {
 		if delivery != "" {
 			// Not stored: let the sender's retry through.
 			dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
@@ -189,7 +189,7 @@ func (q *ReactQueue) Consume(ctx context.Context, handle func(context.Context, R
 			if ctx.Err() != nil {
 				return nil
 			}
-			q.n.log.Warn("reactor queue fetch", "err", err)
+			q.n.log.Debug("reactor queue fetch", "err", err)
 			if err := sleep(ctx, time.Second); err != nil {
 				return nil
 			}
@@ -198,10 +198,15 @@ func (q *ReactQueue) Consume(ctx context.Context, handle func(context.Context, R
 		for msg := range batch.Messages() {
 			q.handle(ctx, msg, handle)
 		}
-		if err := batch.Error(); err != nil && ctx.Err() == nil && !errors.Is(err, nats.ErrTimeout) && !errors.Is(err, context.DeadlineExceeded) {
-			q.n.log.Warn("reactor queue fetch", "err", err)
-		}
 		cancel()
+		if err := batch.Error(); err != nil && ctx.Err() == nil && !errors.Is(err, nats.ErrTimeout) && !errors.Is(err, context.DeadlineExceeded) {
+			// No leader for the queue for a moment (a peer died): wait
+			// rather than spin.
+			q.n.log.Debug("reactor queue fetch", "err", err)
+			if err := sleep(ctx, time.Second); err != nil {
+				return nil
+			}
+		}
 	}
 	return nil
 }

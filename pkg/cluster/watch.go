@@ -16,7 +16,7 @@ import (
 // late copy of an older write can never resurrect a key.
 type watched[T any] struct {
 	n      *Node
-	kv     jetstream.KeyValue
+	kv     *rkv
 	decode func(key string, value []byte) (id string, v T, err error)
 	// onChange sees every change with the value before and after (ok
 	// false: absent). It runs on the watch goroutine or on the writer's.

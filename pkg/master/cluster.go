@@ -44,7 +44,10 @@ type clusterState struct {
 	presence *cluster.Presence
 	react    *cluster.ReactQueue
 
-	routeSub *nats.Subscription
+	routeSubs []*nats.Subscription
+
+	presMu   sync.Mutex
+	presDone map[*conn]chan struct{} // presence write of each live stream
 
 	// The reactor's view of the bus: Subscribe yields only what this
 	// master took from the work queue (feed), Publish goes to everyone.
@@ -85,7 +88,7 @@ func (m *Master) setupCluster(opts Options) error {
 	if err != nil {
 		return err
 	}
-	cs := &clusterState{node: node, feed: event.NewLocal(), forward: make(chan forwardItem, 4096)}
+	cs := &clusterState{node: node, feed: event.NewLocal(), forward: make(chan forwardItem, 4096), presDone: map[*conn]chan struct{}{}}
 	m.cluster = cs
 	fail := func(err error) error {
 		m.closeCluster()
@@ -160,11 +163,13 @@ func (m *Master) startCluster(ctx context.Context) error {
 			return err
 		}
 	}
-	sub, err := cs.node.Conn().Subscribe(m.routeSubject(cs.node.ID()), func(msg *nats.Msg) { go m.handleRoute(msg) })
-	if err != nil {
-		return fmt.Errorf("cluster: route subscription: %w", err)
+	for _, subj := range []string{m.routeSubject(cs.node.ID()), m.routeAllSubject()} {
+		sub, err := cs.node.Conn().Subscribe(subj, func(msg *nats.Msg) { go m.handleRoute(msg) })
+		if err != nil {
+			return fmt.Errorf("cluster: route subscription: %w", err)
+		}
+		cs.routeSubs = append(cs.routeSubs, sub)
 	}
-	cs.routeSub = sub
 	if err := cs.node.Conn().Flush(); err != nil {
 		return fmt.Errorf("cluster: %w", err)
 	}
@@ -188,8 +193,8 @@ func (m *Master) closeCluster() {
 		cs.cancel()
 	}
 	cs.wg.Wait()
-	if cs.routeSub != nil {
-		_ = cs.routeSub.Unsubscribe()
+	for _, sub := range cs.routeSubs {
+		_ = sub.Unsubscribe()
 	}
 	if cs.bus != nil {
 		cs.bus.Close()
@@ -263,27 +268,43 @@ func (m *Master) onPresence(st cluster.MinionState, known bool) {
 }
 
 // clusterConnected records that this master holds the minion's stream.
+// The write runs aside: right after a master dies, the presence bucket
+// may need seconds to elect a leader, and the minion (with returns to
+// resend) is served meanwhile. clusterDisconnected waits for it, so the
+// two land in order.
 func (m *Master) clusterConnected(c *conn, at time.Time) {
 	cs := m.cluster
 	if cs == nil {
 		return
 	}
-	ctx, cancel := context.WithTimeout(c.ctx, 10*time.Second)
-	defer cancel()
-	if err := cs.presence.Connected(ctx, c.id, c.grains, at); err != nil {
-		m.log.Warn("cluster presence: other masters will not route jobs to this minion", "id", c.id, "err", err)
-	}
+	done := make(chan struct{})
+	cs.presMu.Lock()
+	cs.presDone[c] = done
+	cs.presMu.Unlock()
+	go func() {
+		defer close(done)
+		if err := cs.presence.Connected(c.ctx, c.id, c.grains, at); err != nil && c.ctx.Err() == nil {
+			m.log.Warn("cluster presence: other masters will not route jobs to this minion", "id", c.id, "err", err)
+		}
+	}()
 }
 
-func (m *Master) clusterDisconnected(id string, at time.Time) {
+func (m *Master) clusterDisconnected(c *conn, at time.Time) {
 	cs := m.cluster
 	if cs == nil {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	cs.presMu.Lock()
+	done := cs.presDone[c]
+	delete(cs.presDone, c)
+	cs.presMu.Unlock()
+	if done != nil {
+		<-done // bounded by the retries in Connected
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if err := cs.presence.Disconnected(ctx, id, at); err != nil {
-		m.log.Warn("cluster presence", "id", id, "err", err)
+	if err := cs.presence.Disconnected(ctx, c.id, at); err != nil {
+		m.log.Warn("cluster presence", "id", c.id, "err", err)
 	}
 }
 
@@ -368,6 +389,7 @@ type routedJob struct {
 	Args   []byte   `json:"args"`   // structpb.ListValue
 	Kwargs []byte   `json:"kwargs"` // structpb.Struct
 	IDs    []string `json:"ids"`
+	Origin string   `json:"origin"` // the publishing master's instance
 }
 
 // routedReply lists the minions the job reached: sent, or answered at
@@ -377,9 +399,16 @@ type routedReply struct {
 	Error   string   `json:"error,omitempty"`
 }
 
+// routeAllSubject is where a job for minions of unknown whereabouts goes:
+// every master delivers to those it holds.
+func (m *Master) routeAllSubject() string { return "brine." + m.cfg.Cluster.Name + ".routeall" }
+
 // routeRemote hands minions held by other masters their job and returns
-// those it reached. Masters that do not answer (gone since their last
-// heartbeat) make their minions offline, recorded in the job cache.
+// those it reached. remote[""] are minions no live master is known to
+// hold; they, and those a master did not reach (it died, or the minion
+// just moved), are asked of every master at once. The shared presence is
+// only a hint: it lags while its bucket elects a leader after a master
+// died, and routing must not wait for that.
 func (m *Master) routeRemote(ctx context.Context, started *pb.JobStarted, rec *job.Job, remote map[string][]string,
 	args *structpb.ListValue, kwargs *structpb.Struct, timeout time.Duration) []string {
 	if len(remote) == 0 {
@@ -390,14 +419,22 @@ func (m *Master) routeRemote(ctx context.Context, started *pb.JobStarted, rec *j
 	if timeout <= 0 {
 		timeout = DefaultTimeout
 	}
+	self := m.cluster.node.ID()
+	base := routedJob{JID: started.Jid, Fun: rec.Fun, User: rec.User, Args: ab, Kwargs: kb, Origin: self}
 	var mu sync.Mutex
-	var sent, offline []string
+	var sent []string
+	unknown := append([]string(nil), remote[""]...)
 	var wg sync.WaitGroup
 	for master, ids := range remote {
+		if master == "" {
+			continue
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			req, _ := json.Marshal(routedJob{JID: started.Jid, Fun: rec.Fun, User: rec.User, Args: ab, Kwargs: kb, IDs: ids})
+			rj := base
+			rj.IDs = ids
+			req, _ := json.Marshal(rj)
 			rctx, cancel := context.WithTimeout(ctx, timeout)
 			defer cancel()
 			msg, err := m.cluster.node.Conn().RequestWithContext(rctx, m.routeSubject(master), req)
@@ -411,8 +448,8 @@ func (m *Master) routeRemote(ctx context.Context, started *pb.JobStarted, rec *j
 			mu.Lock()
 			defer mu.Unlock()
 			if err != nil {
-				m.log.Warn("job not routed: the master holding these minions did not answer", "jid", started.Jid, "master", master, "minions", len(ids), "err", err)
-				offline = append(offline, ids...)
+				m.log.Debug("job not routed to the master holding these minions; asking every master", "jid", started.Jid, "master", master, "minions", len(ids), "err", err)
+				unknown = append(unknown, ids...)
 				return
 			}
 			got := map[string]bool{}
@@ -423,12 +460,28 @@ func (m *Master) routeRemote(ctx context.Context, started *pb.JobStarted, rec *j
 				if got[id] {
 					sent = append(sent, id)
 				} else {
-					offline = append(offline, id)
+					unknown = append(unknown, id)
 				}
 			}
 		}()
 	}
 	wg.Wait()
+	var offline []string
+	if len(unknown) > 0 {
+		rj := base
+		rj.IDs = unknown
+		got := map[string]bool{}
+		for _, id := range m.broadcastRoute(ctx, rj) {
+			got[id] = true
+		}
+		for _, id := range unknown {
+			if got[id] {
+				sent = append(sent, id)
+			} else {
+				offline = append(offline, id)
+			}
+		}
+	}
 	if len(offline) > 0 {
 		sort.Strings(offline)
 		started.Offline = append(started.Offline, offline...)
@@ -439,6 +492,48 @@ func (m *Master) routeRemote(ctx context.Context, started *pb.JobStarted, rec *j
 		}
 	}
 	return sent
+}
+
+// broadcastRoute offers a job to every other master and gathers which
+// minions they reached, until all live masters answered or a short wait
+// ends.
+func (m *Master) broadcastRoute(ctx context.Context, rj routedJob) []string {
+	cs := m.cluster
+	others := len(cs.presence.Masters()) - 1
+	if others <= 0 {
+		return nil
+	}
+	nc := cs.node.Conn()
+	inbox := nc.NewRespInbox()
+	replies := make(chan *nats.Msg, others+8)
+	sub, err := nc.ChanSubscribe(inbox, replies)
+	if err != nil {
+		m.log.Warn("job not offered to the other masters", "jid", rj.JID, "err", err)
+		return nil
+	}
+	defer sub.Unsubscribe()
+	req, _ := json.Marshal(rj)
+	if err := nc.PublishMsg(&nats.Msg{Subject: m.routeAllSubject(), Reply: inbox, Data: req}); err != nil {
+		m.log.Warn("job not offered to the other masters", "jid", rj.JID, "err", err)
+		return nil
+	}
+	timer := time.NewTimer(2 * time.Second)
+	defer timer.Stop()
+	var reached []string
+	for n := 0; n < others; n++ {
+		select {
+		case msg := <-replies:
+			var rep routedReply
+			if json.Unmarshal(msg.Data, &rep) == nil {
+				reached = append(reached, rep.Reached...)
+			}
+		case <-timer.C:
+			return reached
+		case <-ctx.Done():
+			return reached
+		}
+	}
+	return reached
 }
 
 // handleRoute delivers a job another master routed here to the minions
@@ -452,6 +547,9 @@ func (m *Master) handleRoute(msg *nats.Msg) {
 	if err := json.Unmarshal(msg.Data, &rj); err != nil {
 		reply(routedReply{Error: "bad routed job: " + err.Error()})
 		return
+	}
+	if rj.Origin == m.cluster.node.ID() {
+		return // our own offer to everyone
 	}
 	if _, err := job.ParseJID(rj.JID); err != nil {
 		reply(routedReply{Error: err.Error()})

@@ -237,7 +237,7 @@ func (m *Master) serveAccepted(stream pb.MinionLink_ConnectServer, c *conn) erro
 		m.mu.Unlock()
 		if current {
 			m.reg.SetConnected(c.id, false, time.Now().UTC())
-			m.clusterDisconnected(c.id, time.Now().UTC())
+			m.clusterDisconnected(c, time.Now().UTC())
 			m.publish("minion/"+c.id+"/disconnect", map[string]any{"id": c.id})
 			m.log.Info("minion disconnected", "id", c.id)
 		}

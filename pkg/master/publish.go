@@ -99,7 +99,8 @@ func (m *Master) start(ctx context.Context, spec PublishSpec) (*pb.JobStarted, [
 	started := &pb.JobStarted{Jid: jid, Targeted: ids}
 
 	// In a cluster, minions whose streams another master holds are routed
-	// to it (remote: master -> ids).
+	// to it (remote: master -> ids; "" for minions no live master is known
+	// to hold).
 	holder := map[string]string{}
 	if m.cluster != nil {
 		for _, id := range ids {
@@ -116,6 +117,8 @@ func (m *Master) start(ctx context.Context, spec PublishSpec) (*pb.JobStarted, [
 			remote[h] = append(remote[h], id)
 		} else if c := m.conns[id]; c != nil {
 			live[id] = c
+		} else if m.cluster != nil {
+			remote[""] = append(remote[""], id) // holder unknown: ask every master
 		} else {
 			started.Offline = append(started.Offline, id)
 		}

@@ -1,0 +1,387 @@
+// Package cluster drives real brine-master processes as one cluster:
+// three masters on loopback with embedded NATS JetStream, minions spread
+// across them, one master killed with SIGKILL; and two masters on an
+// external nats-server (Debian's package) started by the test.
+package cluster
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+var (
+	buildOnce sync.Once
+	binDir    string
+	buildErr  error
+)
+
+// binaries builds brine-master, brine-minion and brinectl once per run.
+func binaries(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		binDir, buildErr = os.MkdirTemp("", "brine-cluster-bin")
+		if buildErr != nil {
+			return
+		}
+		for name, pkg := range map[string]string{"brine-master": "./cmd/master", "brine-minion": "./cmd/minion", "brinectl": "./cmd/ctl"} {
+			cmd := exec.Command("go", "build", "-o", filepath.Join(binDir, name), pkg)
+			cmd.Dir = "../.."
+			if out, err := cmd.CombinedOutput(); err != nil {
+				buildErr = fmt.Errorf("go build %s: %v\n%s", pkg, err, out)
+				return
+			}
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return binDir
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binDir != "" {
+		os.RemoveAll(binDir)
+	}
+	os.Exit(code)
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// proc starts a daemon logging to a file; it is interrupted (or killed)
+// at the end of the test, and its log shown if the test failed.
+func proc(t *testing.T, logPath, bin string, args ...string) *exec.Cmd {
+	t.Helper()
+	logf, err := os.Create(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, args...)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { cmd.Wait(); close(done) }()
+	t.Cleanup(func() {
+		cmd.Process.Signal(os.Interrupt)
+		select {
+		case <-done:
+		case <-time.After(15 * time.Second):
+			cmd.Process.Kill()
+			<-done
+		}
+		logf.Close()
+		if t.Failed() {
+			b, _ := os.ReadFile(logPath)
+			if len(b) > 20000 {
+				b = b[len(b)-20000:]
+			}
+			t.Logf("--- %s (tail)\n%s", logPath, b)
+		}
+	})
+	return cmd
+}
+
+type ctl struct {
+	t      *testing.T
+	bin    string
+	socket string
+}
+
+func (c ctl) run(args ...string) (string, int) {
+	c.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, c.bin, append([]string{"--socket", c.socket}, args...)...)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		c.t.Fatalf("brinectl %v: %v", args, err)
+	}
+	return out.String() + errb.String(), code
+}
+
+func (c ctl) json(args ...string) any {
+	c.t.Helper()
+	out, code := c.run(append(args, "--out", "json")...)
+	if code != 0 {
+		c.t.Fatalf("brinectl %v: exit %d\n%s", args, code, out)
+	}
+	var v any
+	if err := json.Unmarshal([]byte(out), &v); err != nil {
+		c.t.Fatalf("brinectl %v: not JSON: %v\n%s", args, err, out)
+	}
+	return v
+}
+
+// connected lists the minions a master's registry shows connected.
+func (c ctl) connected() []string {
+	c.t.Helper()
+	out, code := c.run("minions", "--out", "json")
+	if code != 0 {
+		return nil
+	}
+	var v []any
+	if json.Unmarshal([]byte(out), &v) != nil {
+		return nil
+	}
+	var ids []string
+	for _, e := range v {
+		if mn := e.(map[string]any); mn["connected"] == true {
+			ids = append(ids, mn["id"].(string))
+		}
+	}
+	sort.Strings(ids)
+	return ids
+}
+
+func eventually(t *testing.T, what string, d time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for time.Now().Before(deadline) {
+		if cond() {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("timed out after %s: %s", d, what)
+}
+
+type masterProc struct {
+	name, dir string
+	port      int
+	hookPort  int
+	cmd       *exec.Cmd
+	ctl       ctl
+}
+
+// startMasters writes a config per master (clusterBlock gives each its
+// cluster: section) and starts them all before waiting for any: a fresh
+// cluster needs a majority up before a master finishes starting.
+func startMasters(t *testing.T, bin, dir string, names []string, extra string, clusterBlock func(i int) string) []*masterProc {
+	t.Helper()
+	var ms []*masterProc
+	for i, name := range names {
+		d := filepath.Join(dir, name)
+		os.MkdirAll(d, 0o700)
+		mp := &masterProc{name: name, dir: d, port: freePort(t), hookPort: freePort(t)}
+		mp.ctl = ctl{t: t, bin: filepath.Join(bin, "brinectl"), socket: filepath.Join(d, "control.sock")}
+		cfg := fmt.Sprintf("interface: 127.0.0.1\nport: %d\ndata_dir: %s\nauto_accept: true\nlog_level: debug\n"+
+			"webhook:\n  listen: 127.0.0.1:%d\n  allow_unauthenticated: true\n%s%s",
+			mp.port, d, mp.hookPort, extra, clusterBlock(i))
+		path := filepath.Join(dir, name+".yaml")
+		if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		mp.cmd = proc(t, filepath.Join(dir, name+".log"), filepath.Join(bin, "brine-master"), "--config", path)
+		ms = append(ms, mp)
+	}
+	for _, mp := range ms {
+		eventually(t, mp.name+" serving brinectl", 60*time.Second, func() bool {
+			_, code := mp.ctl.run("status")
+			return code == 0
+		})
+	}
+	return ms
+}
+
+// startMinion runs a minion whose master list is masters, in order.
+func startMinion(t *testing.T, bin, dir, id string, masters []*masterProc, grains map[string]string) {
+	t.Helper()
+	d := filepath.Join(dir, id)
+	os.MkdirAll(d, 0o700)
+	var addrs []string
+	for _, mp := range masters {
+		addrs = append(addrs, fmt.Sprintf("127.0.0.1:%d", mp.port))
+	}
+	cfg := fmt.Sprintf("id: %s\nmaster: [%s]\ndata_dir: %s\nhosts_file: %s\nlog_level: debug\n", id, strings.Join(addrs, ", "), d, filepath.Join(d, "hosts"))
+	if len(grains) > 0 {
+		cfg += "grains:\n"
+		for k, v := range grains {
+			cfg += fmt.Sprintf("  %s: %s\n", k, v)
+		}
+	}
+	path := filepath.Join(dir, id+".yaml")
+	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	proc(t, filepath.Join(dir, id+".log"), filepath.Join(bin, "brine-minion"), "--config", path)
+}
+
+func postHook(t *testing.T, port int, path, delivery string) string {
+	t.Helper()
+	req, _ := http.NewRequest("POST", fmt.Sprintf("http://127.0.0.1:%d/hook/%s", port, path), strings.NewReader(`{"ref": "refs/heads/main"}`))
+	req.Header.Set("Content-Type", "application/json")
+	if delivery != "" {
+		req.Header.Set("X-GitHub-Delivery", delivery)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("POST /hook/%s: %v", path, err)
+	}
+	defer resp.Body.Close()
+	var b bytes.Buffer
+	b.ReadFrom(resp.Body)
+	return fmt.Sprintf("%d %s", resp.StatusCode, strings.TrimSpace(b.String()))
+}
+
+func lines(path string) int {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0
+	}
+	return strings.Count(string(b), "\n")
+}
+
+// TestKillOneMaster: three masters, two minions on each; SIGKILL master B
+// with a job running on its minions and a webhook just accepted by it.
+// Its minions move to another master within seconds, the job's returns
+// still reach the caller on A, the hook is reacted to once, and the next
+// job reaches every minion.
+func TestKillOneMaster(t *testing.T) {
+	bin := binaries(t)
+	dir := t.TempDir()
+	reacted := filepath.Join(dir, "reacted.txt")
+	// The reaction appends a fixed line on minion m-a1: nothing from the
+	// hook reaches the shell.
+	sls := fmt.Sprintf("deploy:\n  local.cmd.run:\n    - tgt: m-a1\n    - arg:\n      - echo reacted >> %s\n", reacted)
+	os.WriteFile(filepath.Join(dir, "deploy.sls"), []byte(sls), 0o644)
+	extra := fmt.Sprintf("reactor:\n  - 'salt/netapi/hook/deploy':\n    - %s\n", filepath.Join(dir, "deploy.sls"))
+
+	names := []string{"A", "B", "C"}
+	var routes, nats []string
+	for range names {
+		routes = append(routes, fmt.Sprintf("127.0.0.1:%d", freePort(t)))
+		nats = append(nats, fmt.Sprintf("127.0.0.1:%d", freePort(t)))
+	}
+	ms := startMasters(t, bin, dir, names, extra, func(i int) string {
+		return fmt.Sprintf("cluster:\n  name: kill\n  nats_listen: %s\n  routes_listen: %s\n  routes: [%s]\n", nats[i], routes[i], strings.Join(routes, ", "))
+	})
+	a, b, c := ms[0], ms[1], ms[2]
+
+	// Each minion's list starts with its own master and fails over in
+	// order: B's minions go to C.
+	for i, mp := range ms {
+		order := []*masterProc{mp, ms[(i+1)%3], ms[(i+2)%3]}
+		for j := 1; j <= 2; j++ {
+			id := fmt.Sprintf("m-%s%d", strings.ToLower(mp.name), j)
+			startMinion(t, bin, dir, id, order, map[string]string{"home": mp.name})
+		}
+	}
+	all := "[m-a1 m-a2 m-b1 m-b2 m-c1 m-c2]"
+	eventually(t, "A sees all six minions connected", 60*time.Second, func() bool { return fmt.Sprint(a.ctl.connected()) == all })
+	if got := a.ctl.json("run", "*", "grains.get", "home", "--timeout", "20").(map[string]any); len(got) != 6 || got["m-b1"] != "B" || got["m-c2"] != "C" {
+		t.Fatalf("job from A before the kill: %v", got)
+	}
+
+	// A job on B's minions that outlives B.
+	type result struct {
+		out  string
+		code int
+	}
+	slow := make(chan result, 1)
+	go func() {
+		out, code := a.ctl.run("run", "-L", "m-b1,m-b2", "cmd.run", "sleep 4; echo finished", "--timeout", "60", "--out", "json")
+		slow <- result{out, code}
+	}()
+	time.Sleep(1500 * time.Millisecond) // sent through B, running on its minions
+
+	// A hook accepted by B, then B dies before anything else.
+	if got := postHook(t, b.hookPort, "deploy", "kill-guid-1"); !strings.HasPrefix(got, "200 ") || strings.Contains(got, "replayed") {
+		t.Fatalf("hook on B: %s", got)
+	}
+	if err := b.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	killed := time.Now()
+
+	// Moved: a job from A reaches them on their new master.
+	for {
+		out, code := a.ctl.run("run", "-L", "m-b1,m-b2", "test.ping", "--timeout", "3", "--out", "json")
+		var got map[string]any
+		if code == 0 && json.Unmarshal([]byte(out), &got) == nil && got["m-b1"] == true && got["m-b2"] == true {
+			break
+		}
+		if time.Since(killed) > 30*time.Second {
+			t.Fatalf("B's minions never answered through another master: %s", out)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	moved := time.Since(killed)
+	t.Logf("B's minions answered through another master %.1fs after SIGKILL", moved.Seconds())
+	if moved > 20*time.Second {
+		t.Fatalf("minions took %s to move", moved)
+	}
+
+	// The slow job's returns, finished after B died, still reach A.
+	select {
+	case r := <-slow:
+		var got map[string]any
+		if r.code != 0 || json.Unmarshal([]byte(r.out), &got) != nil || got["m-b1"] != "finished" || got["m-b2"] != "finished" {
+			t.Fatalf("job running when B was killed: exit %d\n%s", r.code, r.out)
+		}
+	case <-time.After(70 * time.Second):
+		t.Fatal("the slow job never finished")
+	}
+
+	// The hook B accepted is reacted to once, by A or C.
+	eventually(t, "the hook accepted by B reacted to", 60*time.Second, func() bool { return lines(reacted) >= 1 })
+	time.Sleep(3 * time.Second)
+	if n := lines(reacted); n != 1 {
+		t.Fatalf("hook reacted to %d times", n)
+	}
+	// Its delivery id is still known: a retry on A is a replay.
+	if got := postHook(t, a.hookPort, "deploy", "kill-guid-1"); !strings.Contains(got, "replayed") {
+		t.Fatalf("retry of the delivery on A: %s", got)
+	}
+
+	// The next job, from A and from C, reaches all six.
+	for _, mp := range []*masterProc{a, c} {
+		got := mp.ctl.json("run", "*", "test.ping", "--timeout", "20").(map[string]any)
+		if len(got) != 6 {
+			t.Fatalf("test.ping from %s after the kill: %v", mp.name, got)
+		}
+		for id, v := range got {
+			if v != true {
+				t.Fatalf("%s from %s: %v", id, mp.name, v)
+			}
+		}
+	}
+	// The job cache lists the slow job with both returns, on C too.
+	jobs := c.ctl.json("job", "list").([]any)
+	found := false
+	for _, j := range jobs {
+		if jm := j.(map[string]any); jm["fun"] == "cmd.run" && jm["minions"] == float64(2) && jm["returned"] == float64(2) {
+			found = true
+		}
+	}
+	if !found {
+		t.Fatalf("job list on C lacks the slow job with 2 returns: %v", jobs)
+	}
+}
