@@ -385,3 +385,73 @@ func TestKillOneMaster(t *testing.T) {
 		t.Fatalf("job list on C lacks the slow job with 2 returns: %v", jobs)
 	}
 }
+
+// TestExternalNATS: two masters share an existing NATS server (Debian's
+// nats-server package, JetStream on) instead of embedding one. A key
+// accepted on one master lets the minion in on the other, a job from
+// either reaches both minions, and the mine and a webhook behave as on
+// embedded NATS.
+func TestExternalNATS(t *testing.T) {
+	natsBin, err := exec.LookPath("nats-server")
+	if err != nil {
+		t.Fatal("this test runs Debian's nats-server: apt-get install -y nats-server")
+	}
+	bin := binaries(t)
+	dir := t.TempDir()
+	port := freePort(t)
+	proc(t, filepath.Join(dir, "nats-server.log"), natsBin, "-js", "-sd", filepath.Join(dir, "nats-store"), "-a", "127.0.0.1", "-p", fmt.Sprint(port), "-n", "external")
+	eventually(t, "nats-server listening", 20*time.Second, func() bool {
+		c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), time.Second)
+		if err == nil {
+			c.Close()
+		}
+		return err == nil
+	})
+	reacted := filepath.Join(dir, "reacted.txt")
+	sls := fmt.Sprintf("deploy:\n  local.cmd.run:\n    - tgt: e-1\n    - arg:\n      - echo reacted >> %s\n", reacted)
+	os.WriteFile(filepath.Join(dir, "deploy.sls"), []byte(sls), 0o644)
+	extra := fmt.Sprintf("mine_functions:\n  network.get_hostname: []\nreactor:\n  - 'salt/netapi/hook/deploy':\n    - %s\n", filepath.Join(dir, "deploy.sls"))
+	ms := startMasters(t, bin, dir, []string{"E1", "E2"}, extra, func(int) string {
+		return fmt.Sprintf("cluster:\n  name: ext\n  nats_urls: [nats://127.0.0.1:%d]\n", port)
+	})
+	e1, e2 := ms[0], ms[1]
+	startMinion(t, bin, dir, "e-1", []*masterProc{e1}, nil)
+	startMinion(t, bin, dir, "e-2", []*masterProc{e2}, nil)
+	eventually(t, "E1 sees both minions connected", 60*time.Second, func() bool { return fmt.Sprint(e1.ctl.connected()) == "[e-1 e-2]" })
+	for _, mp := range ms {
+		got := mp.ctl.json("run", "*", "test.ping", "--timeout", "20").(map[string]any)
+		if len(got) != 2 || got["e-1"] != true || got["e-2"] != true {
+			t.Fatalf("test.ping from %s: %v", mp.name, got)
+		}
+	}
+	eventually(t, "E2's mine shows E1's minion", 30*time.Second, func() bool {
+		out, code := e2.ctl.run("mine", "get", "e-1", "network.get_hostname", "--out", "json")
+		return code == 0 && strings.Contains(out, "e-1")
+	})
+	// Keys are shared: rejecting on E2 cuts e-1 off on E1 (a rejected key
+	// stays out even with auto_accept), accepting it on E1 lets it back.
+	if out, code := e2.ctl.run("key", "reject", "e-1"); code != 0 {
+		t.Fatalf("key reject on E2: %d %s", code, out)
+	}
+	eventually(t, "E1 drops e-1", 20*time.Second, func() bool { return fmt.Sprint(e1.ctl.connected()) == "[e-2]" })
+	if out, code := e1.ctl.run("key", "accept", "e-1"); code != 0 {
+		t.Fatalf("key accept on E1: %d %s", code, out)
+	}
+	eventually(t, "e-1 back", 30*time.Second, func() bool { return fmt.Sprint(e2.ctl.connected()) == "[e-1 e-2]" })
+
+	if got := postHook(t, e2.hookPort, "deploy", "ext-guid"); !strings.HasPrefix(got, "200 ") {
+		t.Fatalf("hook on E2: %s", got)
+	}
+	if got := postHook(t, e1.hookPort, "deploy", "ext-guid"); !strings.Contains(got, "replayed") {
+		t.Fatalf("replay on E1: %s", got)
+	}
+	eventually(t, "hook reacted to", 30*time.Second, func() bool { return lines(reacted) >= 1 })
+	time.Sleep(2 * time.Second)
+	if n := lines(reacted); n != 1 {
+		t.Fatalf("hook reacted to %d times", n)
+	}
+	st := e1.ctl.json("status").(map[string]any)["cluster"].(map[string]any)
+	if st["replicas"] != float64(1) || st["embedded"] != false || len(st["masters"].([]any)) != 2 {
+		t.Fatalf("status on E1: %v", st)
+	}
+}
