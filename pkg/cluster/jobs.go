@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -26,6 +27,34 @@ var ErrJIDTaken = errors.New("jid already taken by another master")
 type JobStore struct {
 	n  *Node
 	kv *rkv
+
+	// known holds jids seen to exist, so that each of a job's thousand
+	// returns does not read the job back first.
+	mu    sync.Mutex
+	known map[string]struct{}
+}
+
+func (s *JobStore) remember(jid string) {
+	s.mu.Lock()
+	if len(s.known) >= 4096 {
+		s.known = map[string]struct{}{}
+	}
+	s.known[jid] = struct{}{}
+	s.mu.Unlock()
+}
+
+func (s *JobStore) exists(ctx context.Context, jid string) error {
+	s.mu.Lock()
+	_, ok := s.known[jid]
+	s.mu.Unlock()
+	if ok {
+		return nil
+	}
+	if _, err := s.kv.Get(ctx, jobKey(jid)); err != nil {
+		return err
+	}
+	s.remember(jid)
+	return nil
 }
 
 var _ job.Store = (*JobStore)(nil)
@@ -40,7 +69,7 @@ func OpenJobStore(ctx context.Context, n *Node, keep time.Duration) (*JobStore, 
 	if err != nil {
 		return nil, err
 	}
-	return &JobStore{n: n, kv: kv}, nil
+	return &JobStore{n: n, kv: kv, known: map[string]struct{}{}}, nil
 }
 
 func jobKey(jid string) string     { return "j." + jid }
@@ -64,6 +93,7 @@ func (s *JobStore) Claim(ctx context.Context, jid string) error {
 	if err != nil {
 		return fmt.Errorf("job %s: claim: %w", jid, err)
 	}
+	s.remember(jid)
 	return nil
 }
 
@@ -83,6 +113,7 @@ func (s *JobStore) SaveJob(ctx context.Context, j job.Job) error {
 	if _, err := s.kv.Put(ctx, jobKey(j.JID), b); err != nil {
 		return fmt.Errorf("save job %s: %w", j.JID, err)
 	}
+	s.remember(j.JID)
 	return nil
 }
 
@@ -101,7 +132,7 @@ func (s *JobStore) AddReturn(ctx context.Context, r job.Return) error {
 	if err != nil {
 		return fmt.Errorf("return from %q for job %s: %w", r.MinionID, r.JID, err)
 	}
-	if _, err := s.kv.Get(ctx, jobKey(r.JID)); errors.Is(err, jetstream.ErrKeyNotFound) {
+	if err := s.exists(ctx, r.JID); errors.Is(err, jetstream.ErrKeyNotFound) {
 		return fmt.Errorf("return from %q for job %s: %w", r.MinionID, r.JID, job.ErrNotFound)
 	} else if err != nil {
 		return fmt.Errorf("return from %q for job %s: %w", r.MinionID, r.JID, err)
@@ -280,6 +311,9 @@ func (s *JobStore) Prune(ctx context.Context, olderThan time.Time) (int, error) 
 		if err := s.scan(ctx, "r."+jid+".*", true, func(e jetstream.KeyValueEntry) { keys = append(keys, e.Key()) }); err != nil {
 			return n, fmt.Errorf("prune job %s: %w", jid, err)
 		}
+		s.mu.Lock()
+		delete(s.known, jid)
+		s.mu.Unlock()
 		for _, k := range append(keys, jobKey(jid)) {
 			if err := s.kv.Purge(ctx, k); err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
 				return n, fmt.Errorf("prune job %s: %w", jid, err)

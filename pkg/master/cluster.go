@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"reflect"
 	"sort"
 	"strings"
 	"sync"
@@ -56,6 +57,9 @@ type clusterState struct {
 	forward     chan forwardItem
 	forwardDrop uint64
 	draining    atomic.Bool // Drain called: work items are left to the others
+	// ready: every store is open. Watch callbacks before that are moot
+	// (nothing is connected yet; startCluster syncs the registry).
+	ready atomic.Bool
 	cancel      context.CancelFunc
 	wg          sync.WaitGroup
 }
@@ -140,6 +144,7 @@ func (m *Master) setupCluster(opts Options) error {
 	if cs.react, err = cluster.OpenReactQueue(ctx, node, cluster.ReactOptions{}); err != nil {
 		return fail(err)
 	}
+	cs.ready.Store(true)
 	m.statusHooks["cluster"] = func() any {
 		st := node.Status()
 		masters := cs.presence.Masters()
@@ -223,8 +228,18 @@ func (m *Master) returnSubject(jid string) string {
 // a parked pending minion is told it may come in; a rejected or deleted
 // one is cut off here too.
 func (m *Master) onKeyChange(ch cluster.KeyChange) {
+	if cs := m.cluster; cs == nil || !cs.ready.Load() {
+		return
+	}
 	if cluster.Has(ch.After, pki.Accepted) {
 		m.acceptPending(ch.ID)
+		// The buckets are watched separately: where the minion is may
+		// have arrived before its key did, and was not registered then.
+		if cs := m.cluster; !cluster.Has(ch.Before, pki.Accepted) {
+			if st, ok := cs.presence.Lookup(ch.ID); ok {
+				m.onPresence(st, true)
+			}
+		}
 	}
 	lost := cluster.Has(ch.Before, pki.Accepted) && !cluster.Has(ch.After, pki.Accepted)
 	rejected := cluster.Has(ch.After, pki.Rejected) && !cluster.Has(ch.Before, pki.Rejected)
@@ -235,7 +250,7 @@ func (m *Master) onKeyChange(ch cluster.KeyChange) {
 	_ = m.reg.Delete(ch.ID)
 	if len(ch.After) == 0 {
 		m.deleteGrains(ch.ID)
-		if cs := m.cluster; cs != nil && cs.presence != nil {
+		if cs := m.cluster; cs != nil {
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
 			if err := cs.presence.Forget(ctx, ch.ID); err != nil {
@@ -250,7 +265,7 @@ func (m *Master) onKeyChange(ch cluster.KeyChange) {
 // master; a minion held here is judged by the local stream.
 func (m *Master) onPresence(st cluster.MinionState, known bool) {
 	cs := m.cluster
-	if !known || cs == nil {
+	if !known || cs == nil || !cs.ready.Load() {
 		return
 	}
 	if cs.keys != nil && !cluster.Has(cs.keys.States(st.ID), pki.Accepted) {
@@ -261,6 +276,19 @@ func (m *Master) onPresence(st cluster.MinionState, known bool) {
 		m.mu.Lock()
 		connected = m.conns[st.ID] != nil
 		m.mu.Unlock()
+	}
+	// Re-indexing a minion's grains is the registry's dearest write; most
+	// changes (a reconnect, a master's heartbeat going silent) only move
+	// the connection state.
+	if old, ok := m.reg.Get(st.ID); ok && reflect.DeepEqual(old.Grains, st.Grains) {
+		if old.Connected != connected {
+			at := st.LastSeen
+			if connected {
+				at = st.ConnectedAt
+			}
+			_ = m.reg.SetConnected(st.ID, connected, at)
+		}
+		return
 	}
 	if err := m.reg.Upsert(registry.Minion{ID: st.ID, Grains: st.Grains, Connected: connected, LastSeen: st.LastSeen, ConnectedAt: st.ConnectedAt}); err != nil {
 		m.log.Warn("registry from cluster presence", "id", st.ID, "err", err)

@@ -43,7 +43,7 @@ const pongReaction = `pong:
 
 // startClusterMasters starts n masters at once (New waits for a JetStream
 // quorum, so they cannot start one after the other).
-func startClusterMasters(t *testing.T, dir string, n int, mutate func(i int, c *config.Master)) []*testMaster {
+func startClusterMasters(t testing.TB, dir string, n int, mutate func(i int, c *config.Master)) []*testMaster {
 	t.Helper()
 	var routes []string
 	for i := 0; i < n; i++ {
