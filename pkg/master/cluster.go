@@ -59,9 +59,9 @@ type clusterState struct {
 	draining    atomic.Bool // Drain called: work items are left to the others
 	// ready: every store is open. Watch callbacks before that are moot
 	// (nothing is connected yet; startCluster syncs the registry).
-	ready atomic.Bool
-	cancel      context.CancelFunc
-	wg          sync.WaitGroup
+	ready  atomic.Bool
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
 }
 
 type forwardItem struct {

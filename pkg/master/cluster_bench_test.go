@@ -21,12 +21,13 @@ import (
 //
 //   - ping: one test.ping to every minion, published on the first master,
 //     until every return is in there;
+//
 //   - events: every master publishes 2,000 events on its bus at once,
 //     until a subscriber on every master has seen all of them (the rate
 //     is events delivered per second, counted once per master).
 //
-//	BRINE_BENCH_MASTERS=3 BRINE_BENCH_MINIONS=1000 go test -run '^$' -bench Cluster -benchtime 10x ./pkg/master/
-//	BRINE_BENCH_MASTERS=1 BRINE_BENCH_MINIONS=3000 go test -run '^$' -bench Cluster -benchtime 10x ./pkg/master/
+//     BRINE_BENCH_MASTERS=3 BRINE_BENCH_MINIONS=1000 go test -run '^$' -bench Cluster -benchtime 10x ./pkg/master/
+//     BRINE_BENCH_MASTERS=1 BRINE_BENCH_MINIONS=3000 go test -run '^$' -bench Cluster -benchtime 10x ./pkg/master/
 func BenchmarkCluster(b *testing.B) {
 	masters, n := 3, 100
 	if s := os.Getenv("BRINE_BENCH_MASTERS"); s != "" {

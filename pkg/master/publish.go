@@ -101,8 +101,9 @@ func (m *Master) start(ctx context.Context, spec PublishSpec) (*pb.JobStarted, [
 	// In a cluster, minions whose streams another master holds are routed
 	// to it (remote: master -> ids; "" for minions no live master is known
 	// to hold).
-	holder := map[string]string{}
+	var holder map[string]string
 	if m.cluster != nil {
+		holder = map[string]string{}
 		for _, id := range ids {
 			if h := m.remoteHolder(id); h != "" {
 				holder[id] = h
