@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -153,5 +154,57 @@ func TestClusterFormed(t *testing.T) {
 	}
 	if shared[0].ID() == shared[1].ID() {
 		t.Fatal("two nodes share an instance id")
+	}
+}
+
+func TestPeerRoutes(t *testing.T) {
+	for _, tc := range []struct {
+		listen string
+		routes []string
+		want   string
+	}{
+		{"127.0.0.1:6222", []string{"127.0.0.1:6222", "127.0.0.1:6223", "127.0.0.1:6224"}, "[127.0.0.1:6223 127.0.0.1:6224]"},
+		{"0.0.0.0:6222", []string{"127.0.0.1:6222", "nats-route://10.255.0.9:6222"}, "[10.255.0.9:6222]"},
+		{"127.0.0.1:6222", []string{"localhost:6222", "192.0.2.7:6222"}, "[192.0.2.7:6222]"},
+		{"127.0.0.1:6222", []string{"127.0.0.1:7000"}, "[127.0.0.1:7000]"},
+	} {
+		got := fmt.Sprint(peerRoutes(config.Cluster{RoutesListen: tc.listen, Routes: tc.routes}))
+		if got != tc.want {
+			t.Errorf("peerRoutes(%s, %v) = %s, want %s", tc.listen, tc.routes, got, tc.want)
+		}
+	}
+}
+
+func TestCheck(t *testing.T) {
+	for _, tc := range []struct {
+		c    config.Cluster
+		want string // "" = valid
+	}{
+		{config.Cluster{Name: "prod", RoutesListen: "127.0.0.1:6222", Routes: []string{"127.0.0.1:6223"}}, ""},
+		{config.Cluster{Name: "prod", NATSURLs: []string{"nats://n1:4222"}}, ""},
+		{config.Cluster{}, "cluster.name: required"},
+		{config.Cluster{Name: "a.b"}, "cluster.name \"a.b\": only letters"},
+		{config.Cluster{Name: "x", NATSURLs: []string{"nats://n1:4222"}, RoutesListen: "127.0.0.1:1"}, "cluster.nats_urls: use either"},
+		{config.Cluster{Name: "x", NATSURLs: []string{"n1:4222"}}, "cluster.nats_urls: \"n1:4222\" is not a URL"},
+		{config.Cluster{Name: "x", Routes: []string{"127.0.0.1:1"}}, "cluster.routes_listen: required"},
+		{config.Cluster{Name: "x", NATSListen: "nope"}, "cluster.nats_listen \"nope\""},
+		{config.Cluster{Name: "x", RoutesListen: "127.0.0.1:1", Routes: []string{"h:99999"}}, "cluster.routes: \"h:99999\": bad port"},
+	} {
+		err := Check(tc.c)
+		switch {
+		case tc.want == "" && err != nil:
+			t.Errorf("Check(%+v): %v", tc.c, err)
+		case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+			t.Errorf("Check(%+v) = %v, want %q", tc.c, err, tc.want)
+		}
+	}
+}
+
+// TestSecretRequiredBeyondLoopback: an embedded NATS server reachable
+// from other machines without a secret would let anyone run jobs.
+func TestSecretRequiredBeyondLoopback(t *testing.T) {
+	_, err := Start(tctx(t), config.Cluster{Name: "open", NATSListen: "0.0.0.0:0"}, t.TempDir(), Options{Logger: quiet()})
+	if err == nil || !strings.Contains(err.Error(), "cluster.secret_file: required") {
+		t.Fatalf("Start without a secret on 0.0.0.0: %v", err)
 	}
 }

@@ -208,13 +208,29 @@ func Start(ctx context.Context, c config.Cluster, dataDir string, o Options) (*N
 	return n, nil
 }
 
-// peerRoutes are the configured routes other than our own listener.
+// peerRoutes are the configured routes other than our own listener: the
+// same list can then be given to every master. A route is ours when its
+// port is our route port and its host is our listen host or an address
+// of this machine.
 func peerRoutes(c config.Cluster) []string {
+	ownHost, ownPort, err := splitHostPort(c.RoutesListen)
+	local := map[string]bool{ownHost: true}
+	if addrs, aerr := net.InterfaceAddrs(); aerr == nil {
+		for _, a := range addrs {
+			if ipn, ok := a.(*net.IPNet); ok {
+				local[ipn.IP.String()] = true
+			}
+		}
+	}
 	var out []string
 	for _, r := range c.Routes {
 		hp := strings.TrimPrefix(r, "nats-route://")
-		if hp == c.RoutesListen {
-			continue
+		if err == nil {
+			if h, p, perr := splitHostPort(hp); perr == nil && p == ownPort {
+				if ip := net.ParseIP(h); local[h] || h == "localhost" || ip != nil && local[ip.String()] {
+					continue
+				}
+			}
 		}
 		out = append(out, hp)
 	}

@@ -65,6 +65,10 @@ func (m *Master) hookSink(r *reactor.Reactor) webhook.Sink {
 type clusterSink struct{ m *Master }
 
 func (s clusterSink) Accept(ctx context.Context, tag string, data map[string]any, delivery string) error {
+	// Answer within GitHub's 10 s: without a quorum the sender gets 503
+	// rather than a timeout.
+	ctx, cancel := context.WithTimeout(ctx, 8*time.Second)
+	defer cancel()
 	id, err := s.m.cluster.react.AcceptHook(ctx, tag, data, delivery)
 	if err != nil {
 		return err
