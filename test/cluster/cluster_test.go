@@ -384,6 +384,16 @@ func TestKillOneMaster(t *testing.T) {
 	if !found {
 		t.Fatalf("job list on C lacks the slow job with 2 returns: %v", jobs)
 	}
+
+	// B comes back (same data_dir: same JetStream identity, new instance)
+	// and is one of the cluster again: its jobs reach every minion.
+	proc(t, filepath.Join(dir, "B-restarted.log"), filepath.Join(bin, "brine-master"), "--config", filepath.Join(dir, "B.yaml"))
+	eventually(t, "B serving again", 60*time.Second, func() bool { _, code := b.ctl.run("status"); return code == 0 })
+	eventually(t, "a job from the restarted B reaches all six", 60*time.Second, func() bool {
+		out, code := b.ctl.run("run", "*", "test.ping", "--timeout", "5", "--out", "json")
+		var got map[string]any
+		return code == 0 && json.Unmarshal([]byte(out), &got) == nil && len(got) == 6
+	})
 }
 
 // TestExternalNATS: two masters share an existing NATS server (Debian's
