@@ -224,6 +224,11 @@ func (m *Master) Start(ctx context.Context) error {
 	m.controlSrv = grpc.NewServer(grpc.MaxRecvMsgSize(64<<20), grpc.MaxSendMsgSize(64<<20))
 	pb.RegisterControlServer(m.controlSrv, &controlServer{m: m})
 
+	if err := m.startCluster(ctx); err != nil {
+		ln.Close()
+		m.controlLn.Close()
+		return err
+	}
 	go func() {
 		if err := m.minionSrv.Serve(ln); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
 			m.log.Error("minion port stopped", "err", err)
@@ -234,9 +239,6 @@ func (m *Master) Start(ctx context.Context) error {
 			m.log.Error("control socket stopped", "err", err)
 		}
 	}()
-	if err := m.startCluster(ctx); err != nil {
-		return err
-	}
 	go m.pruneJobs(ctx)
 	m.startBackground(ctx)
 	m.log.Info("master started", "minion_addr", ln.Addr().String(), "socket", m.cfg.Socket, "finger", m.Fingerprint())
