@@ -2,7 +2,9 @@ package master
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -290,15 +292,26 @@ func (m *Master) handleReturn(c *conn, r *pb.Return) {
 	_, ok := c.outstanding[r.GetJid()]
 	delete(c.outstanding, r.GetJid())
 	c.mu.Unlock()
-	// Acknowledge either way: a recorded return, and a duplicate or foreign
-	// one, are both settled, and the minion stops resending it.
-	defer c.enqueue(&pb.MasterMessage{Msg: &pb.MasterMessage_Ack{Ack: &pb.ReturnAck{Jid: r.GetJid()}}})
-	if !ok && !m.wasTargeted(r.GetJid(), c.id) {
-		m.log.Warn("return for a job this minion was not sent, or already recorded", "id", c.id, "jid", r.GetJid())
-		return
+	ack := func() { c.enqueue(&pb.MasterMessage{Msg: &pb.MasterMessage_Ack{Ack: &pb.ReturnAck{Jid: r.GetJid()}}}) }
+	if !ok {
+		targeted, err := m.wasTargeted(r.GetJid(), c.id)
+		if err != nil {
+			// The job cache cannot say (a cluster without quorum): leave
+			// the return unacknowledged so the minion offers it again.
+			m.log.Warn("return held: job cache unavailable", "id", c.id, "jid", r.GetJid(), "err", err)
+			return
+		}
+		if !targeted {
+			// A duplicate or foreign return is settled too: acknowledge
+			// it so the minion stops resending it.
+			m.log.Warn("return for a job this minion was not sent, or already recorded", "id", c.id, "jid", r.GetJid())
+			ack()
+			return
+		}
 	}
 	r.Id = c.id
 	m.recordReturn(c.id, r)
+	ack()
 }
 
 func (m *Master) recordReturn(id string, r *pb.Return) {
@@ -332,20 +345,18 @@ func (m *Master) recordReturn(id string, r *pb.Return) {
 // wasTargeted covers returns a minion finished while disconnected and sends
 // after reconnecting (a new stream, so no outstanding entry): the job cache
 // says whether the job was meant for it and whether it already returned.
-func (m *Master) wasTargeted(jid, id string) bool {
+func (m *Master) wasTargeted(jid, id string) (bool, error) {
 	j, rets, err := m.jobs.Get(context.Background(), jid)
+	if errors.Is(err, job.ErrNotFound) || errors.Is(err, job.ErrInvalidJID) {
+		return false, nil
+	}
 	if err != nil {
-		return false
+		return false, err
 	}
 	for _, r := range rets {
 		if r.MinionID == id {
-			return false
+			return false, nil
 		}
 	}
-	for _, t := range j.Minions {
-		if t == id {
-			return true
-		}
-	}
-	return false
+	return slices.Contains(j.Minions, id), nil
 }
