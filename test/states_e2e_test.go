@@ -21,8 +21,8 @@ func TestStateCommandsThroughBrinectl(t *testing.T) {
 	target := filepath.Join(dir, "out", "motd")
 
 	files := map[string]string{
-		"states/top.sls":  "base:\n  '*':\n    - motd\n",
-		"states/motd.sls": fmt.Sprintf("motd:\n  file.managed:\n    - name: %s\n    - makedirs: True\n    - mode: '0640'\n    - contents: |\n        Welcome to {{ grains['id'] }} ({{ pillar['site'] }})\n", target),
+		"states/top.sls":    "base:\n  '*':\n    - motd\n",
+		"states/motd.sls":   fmt.Sprintf("motd:\n  file.managed:\n    - name: %s\n    - makedirs: True\n    - mode: '0640'\n    - contents: |\n        Welcome to {{ grains['id'] }} ({{ pillar['site'] }})\n", target),
 		"states/broken.sls": "fails:\n  cmd.run:\n    - name: exit 7\n",
 		"pillar/top.sls":    "base:\n  '*':\n    - site\n",
 		"pillar/site.sls":   "site: ams1\n",

@@ -425,4 +425,3 @@ func (m *Master) loadGrainsCache() map[string]map[string]any {
 	}
 	return out
 }
-

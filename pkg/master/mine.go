@@ -16,7 +16,9 @@ import (
 // masterResolver lets the mine resolve targets with the same engine as jobs.
 type masterResolver struct{ m *Master }
 
-func (r masterResolver) Select(expr, tgtType string) ([]string, error) { return r.m.resolve(expr, tgtType) }
+func (r masterResolver) Select(expr, tgtType string) ([]string, error) {
+	return r.m.resolve(expr, tgtType)
+}
 
 func (m *Master) setupMine() error {
 	if m.cluster != nil {
