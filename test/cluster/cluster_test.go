@@ -6,7 +6,6 @@ package cluster
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -14,171 +13,20 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/brine-cm/brine/test/binaries"
 )
-
-var (
-	buildOnce sync.Once
-	binDir    string
-	buildErr  error
-)
-
-// binaries builds brine-master, brine-minion and brinectl once per run.
-func binaries(t *testing.T) string {
-	t.Helper()
-	buildOnce.Do(func() {
-		binDir, buildErr = os.MkdirTemp("", "brine-cluster-bin")
-		if buildErr != nil {
-			return
-		}
-		for name, pkg := range map[string]string{"brine-master": "./cmd/master", "brine-minion": "./cmd/minion", "brinectl": "./cmd/ctl"} {
-			cmd := exec.Command("go", "build", "-o", filepath.Join(binDir, name), pkg)
-			cmd.Dir = "../.."
-			if out, err := cmd.CombinedOutput(); err != nil {
-				buildErr = fmt.Errorf("go build %s: %v\n%s", pkg, err, out)
-				return
-			}
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return binDir
-}
-
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if binDir != "" {
-		os.RemoveAll(binDir)
-	}
-	os.Exit(code)
-}
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
-
-// proc starts a daemon logging to a file; it is interrupted (or killed)
-// at the end of the test, and its log shown if the test failed.
-func proc(t *testing.T, logPath, bin string, args ...string) *exec.Cmd {
-	t.Helper()
-	logf, err := os.Create(logPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(bin, args...)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { cmd.Wait(); close(done) }()
-	t.Cleanup(func() {
-		cmd.Process.Signal(os.Interrupt)
-		select {
-		case <-done:
-		case <-time.After(15 * time.Second):
-			cmd.Process.Kill()
-			<-done
-		}
-		logf.Close()
-		if t.Failed() {
-			b, _ := os.ReadFile(logPath)
-			if len(b) > 20000 {
-				b = b[len(b)-20000:]
-			}
-			t.Logf("--- %s (tail)\n%s", logPath, b)
-		}
-	})
-	return cmd
-}
-
-type ctl struct {
-	t      *testing.T
-	bin    string
-	socket string
-}
-
-func (c ctl) run(args ...string) (string, int) {
-	c.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, c.bin, append([]string{"--socket", c.socket}, args...)...)
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	err := cmd.Run()
-	code := 0
-	if ee, ok := err.(*exec.ExitError); ok {
-		code = ee.ExitCode()
-	} else if err != nil {
-		c.t.Fatalf("brinectl %v: %v", args, err)
-	}
-	return out.String() + errb.String(), code
-}
-
-func (c ctl) json(args ...string) any {
-	c.t.Helper()
-	out, code := c.run(append(args, "--out", "json")...)
-	if code != 0 {
-		c.t.Fatalf("brinectl %v: exit %d\n%s", args, code, out)
-	}
-	var v any
-	if err := json.Unmarshal([]byte(out), &v); err != nil {
-		c.t.Fatalf("brinectl %v: not JSON: %v\n%s", args, err, out)
-	}
-	return v
-}
-
-// connected lists the minions a master's registry shows connected.
-func (c ctl) connected() []string {
-	c.t.Helper()
-	out, code := c.run("minions", "--out", "json")
-	if code != 0 {
-		return nil
-	}
-	var v []any
-	if json.Unmarshal([]byte(out), &v) != nil {
-		return nil
-	}
-	var ids []string
-	for _, e := range v {
-		if mn := e.(map[string]any); mn["connected"] == true {
-			ids = append(ids, mn["id"].(string))
-		}
-	}
-	sort.Strings(ids)
-	return ids
-}
-
-func eventually(t *testing.T, what string, d time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for time.Now().Before(deadline) {
-		if cond() {
-			return
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	t.Fatalf("timed out after %s: %s", d, what)
-}
 
 type masterProc struct {
 	name, dir string
 	port      int
 	hookPort  int
 	cmd       *exec.Cmd
-	ctl       ctl
+	ctl       binaries.Ctl
 }
 
 // startMasters writes a config per master (clusterBlock gives each its
@@ -190,8 +38,8 @@ func startMasters(t *testing.T, bin, dir string, names []string, extra string, c
 	for i, name := range names {
 		d := filepath.Join(dir, name)
 		os.MkdirAll(d, 0o700)
-		mp := &masterProc{name: name, dir: d, port: freePort(t), hookPort: freePort(t)}
-		mp.ctl = ctl{t: t, bin: filepath.Join(bin, "brinectl"), socket: filepath.Join(d, "control.sock")}
+		mp := &masterProc{name: name, dir: d, port: binaries.FreePort(t), hookPort: binaries.FreePort(t)}
+		mp.ctl = binaries.Ctl{T: t, Bin: filepath.Join(bin, "brinectl"), Socket: filepath.Join(d, "control.sock")}
 		cfg := fmt.Sprintf("interface: 127.0.0.1\nport: %d\ndata_dir: %s\nauto_accept: true\nlog_level: debug\n"+
 			"webhook:\n  listen: 127.0.0.1:%d\n  allow_unauthenticated: true\n%s%s",
 			mp.port, d, mp.hookPort, extra, clusterBlock(i))
@@ -199,12 +47,12 @@ func startMasters(t *testing.T, bin, dir string, names []string, extra string, c
 		if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		mp.cmd = proc(t, filepath.Join(dir, name+".log"), filepath.Join(bin, "brine-master"), "--config", path)
+		mp.cmd = binaries.Start(t, filepath.Join(dir, name+".log"), filepath.Join(bin, "brine-master"), "--config", path)
 		ms = append(ms, mp)
 	}
 	for _, mp := range ms {
-		eventually(t, mp.name+" serving brinectl", 60*time.Second, func() bool {
-			_, code := mp.ctl.run("status")
+		binaries.Eventually(t, mp.name+" serving brinectl", 60*time.Second, func() bool {
+			_, code := mp.ctl.Run("status")
 			return code == 0
 		})
 	}
@@ -231,7 +79,7 @@ func startMinion(t *testing.T, bin, dir, id string, masters []*masterProc, grain
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	proc(t, filepath.Join(dir, id+".log"), filepath.Join(bin, "brine-minion"), "--config", path)
+	binaries.Start(t, filepath.Join(dir, id+".log"), filepath.Join(bin, "brine-minion"), "--config", path)
 }
 
 func postHook(t *testing.T, port int, path, delivery string) string {
@@ -265,7 +113,7 @@ func lines(path string) int {
 // still reach the caller on A, the hook is reacted to once, and the next
 // job reaches every minion.
 func TestKillOneMaster(t *testing.T) {
-	bin := binaries(t)
+	bin := binaries.Build(t)
 	dir := t.TempDir()
 	reacted := filepath.Join(dir, "reacted.txt")
 	// The reaction appends a fixed line on minion m-a1: nothing from the
@@ -277,8 +125,8 @@ func TestKillOneMaster(t *testing.T) {
 	names := []string{"A", "B", "C"}
 	var routes, nats []string
 	for range names {
-		routes = append(routes, fmt.Sprintf("127.0.0.1:%d", freePort(t)))
-		nats = append(nats, fmt.Sprintf("127.0.0.1:%d", freePort(t)))
+		routes = append(routes, fmt.Sprintf("127.0.0.1:%d", binaries.FreePort(t)))
+		nats = append(nats, fmt.Sprintf("127.0.0.1:%d", binaries.FreePort(t)))
 	}
 	ms := startMasters(t, bin, dir, names, extra, func(i int) string {
 		return fmt.Sprintf("cluster:\n  name: kill\n  nats_listen: %s\n  routes_listen: %s\n  routes: [%s]\n", nats[i], routes[i], strings.Join(routes, ", "))
@@ -295,8 +143,8 @@ func TestKillOneMaster(t *testing.T) {
 		}
 	}
 	all := "[m-a1 m-a2 m-b1 m-b2 m-c1 m-c2]"
-	eventually(t, "A sees all six minions connected", 60*time.Second, func() bool { return fmt.Sprint(a.ctl.connected()) == all })
-	if got := a.ctl.json("run", "*", "grains.get", "home", "--timeout", "20").(map[string]any); len(got) != 6 || got["m-b1"] != "B" || got["m-c2"] != "C" {
+	binaries.Eventually(t, "A sees all six minions connected", 60*time.Second, func() bool { return fmt.Sprint(a.ctl.Connected()) == all })
+	if got := a.ctl.JSON("run", "*", "grains.get", "home", "--timeout", "20").(map[string]any); len(got) != 6 || got["m-b1"] != "B" || got["m-c2"] != "C" {
 		t.Fatalf("job from A before the kill: %v", got)
 	}
 
@@ -307,7 +155,7 @@ func TestKillOneMaster(t *testing.T) {
 	}
 	slow := make(chan result, 1)
 	go func() {
-		out, code := a.ctl.run("run", "-L", "m-b1,m-b2", "cmd.run", "sleep 4; echo finished", "--timeout", "60", "--out", "json")
+		out, code := a.ctl.Run("run", "-L", "m-b1,m-b2", "cmd.run", "sleep 4; echo finished", "--timeout", "60", "--out", "json")
 		slow <- result{out, code}
 	}()
 	time.Sleep(1500 * time.Millisecond) // sent through B, running on its minions
@@ -323,7 +171,7 @@ func TestKillOneMaster(t *testing.T) {
 
 	// Moved: a job from A reaches them on their new master.
 	for {
-		out, code := a.ctl.run("run", "-L", "m-b1,m-b2", "test.ping", "--timeout", "3", "--out", "json")
+		out, code := a.ctl.Run("run", "-L", "m-b1,m-b2", "test.ping", "--timeout", "3", "--out", "json")
 		var got map[string]any
 		if code == 0 && json.Unmarshal([]byte(out), &got) == nil && got["m-b1"] == true && got["m-b2"] == true {
 			break
@@ -351,7 +199,7 @@ func TestKillOneMaster(t *testing.T) {
 	}
 
 	// The hook B accepted is reacted to once, by A or C.
-	eventually(t, "the hook accepted by B reacted to", 60*time.Second, func() bool { return lines(reacted) >= 1 })
+	binaries.Eventually(t, "the hook accepted by B reacted to", 60*time.Second, func() bool { return lines(reacted) >= 1 })
 	time.Sleep(3 * time.Second)
 	if n := lines(reacted); n != 1 {
 		t.Fatalf("hook reacted to %d times", n)
@@ -363,7 +211,7 @@ func TestKillOneMaster(t *testing.T) {
 
 	// The next job, from A and from C, reaches all six.
 	for _, mp := range []*masterProc{a, c} {
-		got := mp.ctl.json("run", "*", "test.ping", "--timeout", "20").(map[string]any)
+		got := mp.ctl.JSON("run", "*", "test.ping", "--timeout", "20").(map[string]any)
 		if len(got) != 6 {
 			t.Fatalf("test.ping from %s after the kill: %v", mp.name, got)
 		}
@@ -374,8 +222,8 @@ func TestKillOneMaster(t *testing.T) {
 		}
 	}
 	// The job cache lists the slow job with both returns, on C too.
-	eventually(t, "C's job list shows the slow job with both returns", 30*time.Second, func() bool {
-		for _, j := range c.ctl.json("job", "list").([]any) {
+	binaries.Eventually(t, "C's job list shows the slow job with both returns", 30*time.Second, func() bool {
+		for _, j := range c.ctl.JSON("job", "list").([]any) {
 			if jm := j.(map[string]any); jm["fun"] == "cmd.run" && jm["tgt_type"] == "list" && jm["minions"] == float64(2) && jm["returned"] == float64(2) {
 				return true
 			}
@@ -385,10 +233,10 @@ func TestKillOneMaster(t *testing.T) {
 
 	// B comes back (same data_dir: same JetStream identity, new instance)
 	// and is one of the cluster again: its jobs reach every minion.
-	proc(t, filepath.Join(dir, "B-restarted.log"), filepath.Join(bin, "brine-master"), "--config", filepath.Join(dir, "B.yaml"))
-	eventually(t, "B serving again", 60*time.Second, func() bool { _, code := b.ctl.run("status"); return code == 0 })
-	eventually(t, "a job from the restarted B reaches all six", 60*time.Second, func() bool {
-		out, code := b.ctl.run("run", "*", "test.ping", "--timeout", "5", "--out", "json")
+	binaries.Start(t, filepath.Join(dir, "B-restarted.log"), filepath.Join(bin, "brine-master"), "--config", filepath.Join(dir, "B.yaml"))
+	binaries.Eventually(t, "B serving again", 60*time.Second, func() bool { _, code := b.ctl.Run("status"); return code == 0 })
+	binaries.Eventually(t, "a job from the restarted B reaches all six", 60*time.Second, func() bool {
+		out, code := b.ctl.Run("run", "*", "test.ping", "--timeout", "5", "--out", "json")
 		var got map[string]any
 		return code == 0 && json.Unmarshal([]byte(out), &got) == nil && len(got) == 6
 	})
@@ -404,11 +252,11 @@ func TestExternalNATS(t *testing.T) {
 	if err != nil {
 		t.Fatal("this test runs Debian's nats-server: apt-get install -y nats-server")
 	}
-	bin := binaries(t)
+	bin := binaries.Build(t)
 	dir := t.TempDir()
-	port := freePort(t)
-	proc(t, filepath.Join(dir, "nats-server.log"), natsBin, "-js", "-sd", filepath.Join(dir, "nats-store"), "-a", "127.0.0.1", "-p", fmt.Sprint(port), "-n", "external")
-	eventually(t, "nats-server listening", 20*time.Second, func() bool {
+	port := binaries.FreePort(t)
+	binaries.Start(t, filepath.Join(dir, "nats-server.log"), natsBin, "-js", "-sd", filepath.Join(dir, "nats-store"), "-a", "127.0.0.1", "-p", fmt.Sprint(port), "-n", "external")
+	binaries.Eventually(t, "nats-server listening", 20*time.Second, func() bool {
 		c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), time.Second)
 		if err == nil {
 			c.Close()
@@ -425,27 +273,27 @@ func TestExternalNATS(t *testing.T) {
 	e1, e2 := ms[0], ms[1]
 	startMinion(t, bin, dir, "e-1", []*masterProc{e1}, nil)
 	startMinion(t, bin, dir, "e-2", []*masterProc{e2}, nil)
-	eventually(t, "E1 sees both minions connected", 60*time.Second, func() bool { return fmt.Sprint(e1.ctl.connected()) == "[e-1 e-2]" })
+	binaries.Eventually(t, "E1 sees both minions connected", 60*time.Second, func() bool { return fmt.Sprint(e1.ctl.Connected()) == "[e-1 e-2]" })
 	for _, mp := range ms {
-		got := mp.ctl.json("run", "*", "test.ping", "--timeout", "20").(map[string]any)
+		got := mp.ctl.JSON("run", "*", "test.ping", "--timeout", "20").(map[string]any)
 		if len(got) != 2 || got["e-1"] != true || got["e-2"] != true {
 			t.Fatalf("test.ping from %s: %v", mp.name, got)
 		}
 	}
-	eventually(t, "E2's mine shows E1's minion", 30*time.Second, func() bool {
-		out, code := e2.ctl.run("mine", "get", "e-1", "network.get_hostname", "--out", "json")
+	binaries.Eventually(t, "E2's mine shows E1's minion", 30*time.Second, func() bool {
+		out, code := e2.ctl.Run("mine", "get", "e-1", "network.get_hostname", "--out", "json")
 		return code == 0 && strings.Contains(out, "e-1")
 	})
 	// Keys are shared: rejecting on E2 cuts e-1 off on E1 (a rejected key
 	// stays out even with auto_accept), accepting it on E1 lets it back.
-	if out, code := e2.ctl.run("key", "reject", "e-1"); code != 0 {
+	if out, code := e2.ctl.Run("key", "reject", "e-1"); code != 0 {
 		t.Fatalf("key reject on E2: %d %s", code, out)
 	}
-	eventually(t, "E1 drops e-1", 20*time.Second, func() bool { return fmt.Sprint(e1.ctl.connected()) == "[e-2]" })
-	if out, code := e1.ctl.run("key", "accept", "e-1"); code != 0 {
+	binaries.Eventually(t, "E1 drops e-1", 20*time.Second, func() bool { return fmt.Sprint(e1.ctl.Connected()) == "[e-2]" })
+	if out, code := e1.ctl.Run("key", "accept", "e-1"); code != 0 {
 		t.Fatalf("key accept on E1: %d %s", code, out)
 	}
-	eventually(t, "e-1 back", 30*time.Second, func() bool { return fmt.Sprint(e2.ctl.connected()) == "[e-1 e-2]" })
+	binaries.Eventually(t, "e-1 back", 30*time.Second, func() bool { return fmt.Sprint(e2.ctl.Connected()) == "[e-1 e-2]" })
 
 	if got := postHook(t, e2.hookPort, "deploy", "ext-guid"); !strings.HasPrefix(got, "200 ") {
 		t.Fatalf("hook on E2: %s", got)
@@ -453,13 +301,19 @@ func TestExternalNATS(t *testing.T) {
 	if got := postHook(t, e1.hookPort, "deploy", "ext-guid"); !strings.Contains(got, "replayed") {
 		t.Fatalf("replay on E1: %s", got)
 	}
-	eventually(t, "hook reacted to", 30*time.Second, func() bool { return lines(reacted) >= 1 })
+	binaries.Eventually(t, "hook reacted to", 30*time.Second, func() bool { return lines(reacted) >= 1 })
 	time.Sleep(2 * time.Second)
 	if n := lines(reacted); n != 1 {
 		t.Fatalf("hook reacted to %d times", n)
 	}
-	st := e1.ctl.json("status").(map[string]any)["cluster"].(map[string]any)
+	st := e1.ctl.JSON("status").(map[string]any)["cluster"].(map[string]any)
 	if st["replicas"] != float64(1) || st["embedded"] != false || len(st["masters"].([]any)) != 2 {
 		t.Fatalf("status on E1: %v", st)
 	}
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	binaries.Cleanup()
+	os.Exit(code)
 }
