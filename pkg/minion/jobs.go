@@ -125,6 +125,13 @@ func (c masterCaller) SendEvent(ctx context.Context, tag string, data map[string
 
 var _ exec.MasterCaller = masterCaller{}
 
+// SendEvent fires an event on the master's bus over the current stream, as
+// event.send does (the load generator drives event ingest through it). It
+// fails when disconnected or when the outbound queue is full.
+func (m *Minion) SendEvent(ctx context.Context, tag string, data map[string]any) error {
+	return masterCaller{m}.SendEvent(ctx, tag, data)
+}
+
 func (m *Minion) runForMine(ctx context.Context, fun string, args []any, kwargs map[string]any) (any, error) {
 	return m.exec.Call(ctx, m.env, fun, args, kwargs)
 }
