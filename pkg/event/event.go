@@ -67,6 +67,16 @@ func MatchTag(glob, tag string) bool {
 func globMatch(pattern, name string) bool {
 	// Replace '/' on both sides with a byte path.Match treats as ordinary.
 	const sep = "\x00"
+	// A NUL already in either side would pose as a '/': a minion's tag
+	// "salt\x00netapi\x00hook\x00..." would match the reactor's
+	// "salt/netapi/hook/*" while slipping past the reserved-prefix check.
+	for _, s := range [2]string{pattern, name} {
+		for i := 0; i < len(s); i++ {
+			if s[i] == 0 {
+				return false
+			}
+		}
+	}
 	p := replaceSlash(pattern, sep)
 	n := replaceSlash(name, sep)
 	ok, err := path.Match(p, n)
