@@ -23,6 +23,7 @@ type Master struct {
 	DataDir              string              `yaml:"data_dir" doc:"Keys, job cache, mine and reactor spool live here." default:"/var/lib/brine/master"`
 	Socket               string              `yaml:"socket" doc:"Control socket for brinectl; its file permissions (0600, owner) are the access control." default:"<data_dir>/control.sock"`
 	AutoAccept           bool                `yaml:"auto_accept" doc:"Accept every new minion key without review. Off by default: new keys wait as pending." default:"false"`
+	MaxPendingKeys       int                 `yaml:"max_pending_keys" doc:"Most keys waiting for review (salt-key's pending list); a new id beyond it is refused and counted (brine_minion_refused_total{reason=\"pending_cap\"}) instead of filling the disk. 0 means 1000." default:"1000"`
 	AutosignTokenFile    string              `yaml:"autosign_token_file" doc:"File holding an enrollment token; a minion presenting the same token (minion option autosign_token) is accepted on first contact." default:""`
 	KeepJobs             float64             `yaml:"keep_jobs" doc:"Hours to keep jobs in the job cache." default:"24"`
 	FileRoots            map[string][]string `yaml:"file_roots" doc:"State tree per saltenv, as Salt: {base: [/srv/brine/states]}." default:"{base: [/srv/brine/states]}"`
@@ -118,6 +119,7 @@ func DefaultMaster() Master {
 		MineInterval:         60,
 		ReactorWorkerThreads: 10, ReactorWorkerHWM: 10000,
 		LogLevel: "info", LogFormat: "text",
+		MaxPendingKeys: 1000,
 	}
 }
 
