@@ -97,7 +97,11 @@ func (h hostModule) Apply(ctx context.Context, env *Env, c state.Chunk, p Plan) 
 	if h.absent {
 		verb = "Removed"
 	}
-	return ch.Map(), fmt.Sprintf("%s host %s", verb, describe(e)), nil
+	comment := fmt.Sprintf("%s host %s", verb, describe(e))
+	if ch.Method != "" {
+		comment += " (" + ch.Method + ")"
+	}
+	return ch.Map(), comment, nil
 }
 
 // ---- file ----

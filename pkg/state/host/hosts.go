@@ -182,6 +182,9 @@ func validName(n string) error {
 type Changes struct {
 	Added   map[string][]string
 	Removed map[string][]string
+	// Method is how Update wrote the file when that is worth telling:
+	// "" for the usual atomic rename, MethodInPlace for a bind mount.
+	Method string
 }
 
 // Empty reports whether nothing changed.

@@ -4,9 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
+	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -17,17 +20,52 @@ import (
 // DefaultPath is the hosts file host states edit unless told otherwise.
 const DefaultPath = "/etc/hosts"
 
-// Read parses the hosts file at path; a missing file reads as empty.
+// Read parses the hosts file at path; a missing file reads as empty. A
+// symlink at path is refused rather than followed: nobody asked brine to
+// read (or later write) whatever file the link points at.
 func Read(path string) (*File, error) {
-	b, err := os.ReadFile(path)
+	f, _, err := readNoFollow(path)
+	return f, err
+}
+
+// ErrSymlink is returned when the hosts file is a symbolic link.
+var ErrSymlink = errors.New("is a symbolic link; brine does not read or write through a link it was not asked to follow (set hosts_file to the link's target if that is what should be edited)")
+
+// readNoFollow opens path with O_NOFOLLOW and returns its parsed content
+// and identity (nil when it does not exist), so a writer can tell later
+// whether the file it read is still the one at path.
+func readNoFollow(path string) (*File, os.FileInfo, error) {
+	fd, err := os.OpenFile(path, os.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 	if errors.Is(err, fs.ErrNotExist) {
-		return &File{}, nil
+		return &File{}, nil, nil
+	}
+	if errors.Is(err, unix.ELOOP) {
+		return nil, nil, fmt.Errorf("hosts file %s %w", path, ErrSymlink)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("read hosts file: %w", err)
+		return nil, nil, fmt.Errorf("read hosts file: %w", err)
 	}
-	return Parse(b), nil
+	defer fd.Close()
+	fi, err := fd.Stat()
+	if err != nil {
+		return nil, nil, fmt.Errorf("read hosts file %s: %w", path, err)
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, nil, fmt.Errorf("hosts file %s is not a regular file (%s)", path, fi.Mode().Type())
+	}
+	b, err := io.ReadAll(io.LimitReader(fd, maxHostsBytes+1))
+	if err != nil {
+		return nil, nil, fmt.Errorf("read hosts file %s: %w", path, err)
+	}
+	if len(b) > maxHostsBytes {
+		return nil, nil, fmt.Errorf("hosts file %s is larger than %d bytes", path, maxHostsBytes)
+	}
+	return Parse(b), fi, nil
 }
+
+// maxHostsBytes bounds what is read into memory; real hosts files with
+// ad-block lists reach a few MiB.
+const maxHostsBytes = 64 << 20
 
 // Check reports what Update would change, touching nothing.
 func Check(path string, e Edit) (Changes, error) {
@@ -47,17 +85,19 @@ func Check(path string, e Edit) (Changes, error) {
 // the file atomically, so concurrent brine edits never lose each other.
 // A writer that does not take the lock (an editor, a DHCP hook) can still
 // lose its write if it races our rename, as with any two editors.
+//
+// The file at path is never followed through a symlink, and it must still
+// be the file that was read when the new one is renamed over it. When the
+// rename is impossible because path is a bind mount (Docker's /etc/hosts,
+// EBUSY), the content is written in place and Changes.Method says so.
 func Update(ctx context.Context, path string, e Edit) (Changes, error) {
-	real := path
-	if r, err := filepath.EvalSymlinks(path); err == nil {
-		real = r
-	}
-	unlock, err := lock(ctx, real)
+	unlock, err := lock(ctx, path)
 	if err != nil {
 		return Changes{}, err
 	}
 	defer unlock()
-	f, err := Read(real)
+	removeStaleTemps(path)
+	f, orig, err := readNoFollow(path)
 	if err != nil {
 		return Changes{}, err
 	}
@@ -68,10 +108,153 @@ func Update(ctx context.Context, path string, e Edit) (Changes, error) {
 	if ch.Empty() {
 		return ch, nil
 	}
-	if err := file.ReplaceAtomic(real, f.Bytes()); err != nil {
+	how, err := replace(path, f.Bytes(), orig)
+	if err != nil {
 		return Changes{}, err
 	}
+	ch.Method = how
 	return ch, nil
+}
+
+// MethodInPlace is Changes.Method after a bind-mounted hosts file was
+// rewritten in place.
+const MethodInPlace = "rewritten in place: bind mount"
+
+const tempInfix = ".brine-tmp-"
+
+// replace writes data to a temp file beside path (same mode and owner as
+// orig), fsyncs it, checks that path is still orig, and renames it over
+// path. A reader, or a crash, sees the old or the new file, never a mix.
+func replace(path string, data []byte, orig os.FileInfo) (string, error) {
+	dir, base := filepath.Split(path)
+	if dir == "" {
+		dir = "."
+	}
+	tmp, err := os.CreateTemp(dir, "."+base+tempInfix+"*")
+	if err != nil {
+		return "", fmt.Errorf("write %s: %w", path, err)
+	}
+	tmpName := tmp.Name()
+	keep := false
+	defer func() {
+		tmp.Close()
+		if !keep {
+			os.Remove(tmpName)
+		}
+	}()
+	perm := fs.FileMode(0o644)
+	if orig != nil {
+		perm = orig.Mode().Perm()
+	}
+	if _, err := tmp.Write(data); err != nil {
+		return "", fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := tmp.Chmod(perm); err != nil {
+		return "", fmt.Errorf("write %s: chmod: %w", path, err)
+	}
+	if orig != nil {
+		if st, ok := orig.Sys().(*syscall.Stat_t); ok {
+			if err := tmp.Chown(int(st.Uid), int(st.Gid)); err != nil {
+				return "", fmt.Errorf("write %s: chown: %w", path, err)
+			}
+		}
+	}
+	if err := tmp.Sync(); err != nil {
+		return "", fmt.Errorf("write %s: fsync: %w", path, err)
+	}
+	if err := unchanged(path, orig); err != nil {
+		return "", err
+	}
+	err = os.Rename(tmpName, path)
+	if errors.Is(err, syscall.EBUSY) || errors.Is(err, syscall.EXDEV) {
+		// The fsynced temp file stays until the in-place write is
+		// durable: after a crash in between it holds the intended file.
+		if err := writeInPlace(path, data, orig); err != nil {
+			keep = true
+			return "", fmt.Errorf("%w (the intended content is in %s)", err, tmpName)
+		}
+		return MethodInPlace, nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("write %s: rename: %w", path, err)
+	}
+	keep = true // renamed: nothing left to remove
+	if err := file.SyncDir(dir); err != nil {
+		return "", err
+	}
+	return "", nil
+}
+
+// unchanged fails unless path is still the file read as orig (or still
+// absent): a symlink or another file swapped in since is not overwritten.
+func unchanged(path string, orig os.FileInfo) error {
+	now, err := os.Lstat(path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist) && orig == nil:
+		return nil
+	case err != nil:
+		return fmt.Errorf("write %s: %w", path, err)
+	case orig == nil || !os.SameFile(orig, now):
+		what := "another file"
+		if now.Mode()&fs.ModeSymlink != 0 {
+			what = "a symbolic link"
+		}
+		return fmt.Errorf("write %s: replaced by %s since it was read; not written", path, what)
+	}
+	return nil
+}
+
+// writeInPlace rewrites a file that cannot be renamed over: it writes the
+// whole content from offset 0, then cuts the file to length and fsyncs, on
+// a descriptor opened without following links and checked to be orig.
+func writeInPlace(path string, data []byte, orig os.FileInfo) error {
+	fd, err := os.OpenFile(path, os.O_WRONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("write %s in place: %w", path, err)
+	}
+	defer fd.Close()
+	fi, err := fd.Stat()
+	if err != nil {
+		return fmt.Errorf("write %s in place: %w", path, err)
+	}
+	if orig == nil || !os.SameFile(orig, fi) || !fi.Mode().IsRegular() {
+		return fmt.Errorf("write %s in place: replaced since it was read; not written", path)
+	}
+	if _, err := fd.WriteAt(data, 0); err != nil {
+		return fmt.Errorf("write %s in place: %w", path, err)
+	}
+	if err := fd.Truncate(int64(len(data))); err != nil {
+		return fmt.Errorf("write %s in place: truncate: %w", path, err)
+	}
+	if err := fd.Sync(); err != nil {
+		return fmt.Errorf("write %s in place: fsync: %w", path, err)
+	}
+	return nil
+}
+
+// removeStaleTemps deletes temp files of writers killed mid-write. It runs
+// under the lock, and every brine writer of this file holds it, so no temp
+// file present now can belong to a live writer.
+func removeStaleTemps(path string) {
+	dir, base := filepath.Split(path)
+	if dir == "" {
+		dir = "."
+	}
+	stale, _ := filepath.Glob(filepath.Join(dir, "."+globEscape(base)+tempInfix+"*"))
+	for _, p := range stale {
+		os.Remove(p)
+	}
+}
+
+func globEscape(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		if strings.ContainsRune(`*?[\`, r) {
+			b.WriteByte('\\')
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
 }
 
 // LockPath is the lock file guarding path: ".hosts.brine-lock" beside it.
@@ -83,7 +266,7 @@ func LockPath(path string) string {
 
 func lock(ctx context.Context, path string) (func(), error) {
 	lp := LockPath(path)
-	fd, err := os.OpenFile(lp, os.O_RDWR|os.O_CREATE, 0o600)
+	fd, err := os.OpenFile(lp, os.O_RDWR|os.O_CREATE|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("lock %s: %w", lp, err)
 	}
