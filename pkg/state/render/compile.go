@@ -15,7 +15,7 @@ import (
 // Highstate renders and compiles everything the top file assigns to the
 // minion.
 func (t *Tree) Highstate(ctx context.Context, m Minion, opts Options) ([]state.Chunk, error) {
-	pillar, err := t.Pillar(ctx, m, opts)
+	pillar, err := t.pillar(ctx, m, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -26,7 +26,7 @@ func (t *Tree) Highstate(ctx context.Context, m Minion, opts Options) ([]state.C
 	c := t.newCompiler(ctx, m, opts, pillar)
 	for _, env := range order {
 		for _, sls := range top[env] {
-			if err := c.load(env, sls, ""); err != nil {
+			if err := c.load(env, sls); err != nil {
 				return nil, err
 			}
 		}
@@ -37,7 +37,7 @@ func (t *Tree) Highstate(ctx context.Context, m Minion, opts Options) ([]state.C
 // SLS renders and compiles the named SLS modules (state.apply mods) in
 // opts.Saltenv (base by default).
 func (t *Tree) SLS(ctx context.Context, m Minion, mods []string, opts Options) ([]state.Chunk, error) {
-	pillar, err := t.Pillar(ctx, m, opts)
+	pillar, err := t.pillar(ctx, m, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -47,7 +47,7 @@ func (t *Tree) SLS(ctx context.Context, m Minion, mods []string, opts Options) (
 	}
 	c := t.newCompiler(ctx, m, opts, pillar)
 	for _, sls := range mods {
-		if err := c.load(env, sls, ""); err != nil {
+		if err := c.load(env, sls); err != nil {
 			return nil, err
 		}
 	}
@@ -59,7 +59,8 @@ type compiler struct {
 	ctx     context.Context
 	minion  Minion
 	opts    Options
-	pillar  map[string]any
+	pillar  *omap
+	pv      *pillarValue
 	loaded  map[string]bool
 	ids     []string
 	decls   map[string]*decl
@@ -82,17 +83,17 @@ func (d *decl) where() string {
 	return d.file
 }
 
-func (t *Tree) newCompiler(ctx context.Context, m Minion, opts Options, pillar map[string]any) *compiler {
-	return &compiler{tree: t, ctx: ctx, minion: m, opts: opts, pillar: pillar, loaded: map[string]bool{}, decls: map[string]*decl{}}
+func (t *Tree) newCompiler(ctx context.Context, m Minion, opts Options, pillar *omap) *compiler {
+	return &compiler{tree: t, ctx: ctx, minion: m, opts: opts, pillar: pillar, pv: &pillarValue{}, loaded: map[string]bool{}, decls: map[string]*decl{}}
 }
 
 func (c *compiler) rc(env string) *renderCtx {
-	return &renderCtx{ctx: c.ctx, tree: c.tree, minion: c.minion, opts: c.opts, pillar: c.pillar, saltenv: env, roots: c.tree.FileRoots}
+	return &renderCtx{ctx: c.ctx, tree: c.tree, minion: c.minion, opts: c.opts, pillar: c.pillar, pv: c.pv, saltenv: env, roots: c.tree.FileRoots}
 }
 
 // load renders one SLS and, first, what it includes: Salt gives included
 // states the lower auto order, so they run first unless told otherwise.
-func (c *compiler) load(env, sls, from string) error {
+func (c *compiler) load(env, sls string) error {
 	key := env + ":" + sls
 	if c.loaded[key] {
 		return nil
@@ -100,9 +101,6 @@ func (c *compiler) load(env, sls, from string) error {
 	c.loaded[key] = true
 	src, file, err := slsFile(c.tree.FileRoots, env, sls)
 	if err != nil {
-		if from != "" {
-			return fmt.Errorf("%s includes %q: %w", from, sls, err)
-		}
 		return err
 	}
 	rc := c.rc(env)
@@ -135,8 +133,8 @@ func (c *compiler) load(env, sls, from string) error {
 			if err != nil {
 				return fmt.Errorf("%s:%d: %w", file, high.pos["include"].line, err)
 			}
-			if err := c.load(env, full, fmt.Sprintf("%s:%d", file, high.pos["include"].line)); err != nil {
-				return err
+			if err := c.load(env, full); err != nil {
+				return includedFrom(err, fmt.Sprintf("%s:%d (SLS %s)", file, high.pos["include"].line, sls))
 			}
 		}
 	}
@@ -743,7 +741,7 @@ func (c *compiler) resolveSource(lc *lowChunk) error {
 		}
 		rc := c.rc(lc.Env)
 		rel, _, _ := parseSaltURL(used)
-		vars := rc.vars(lc.SLS, file)
+		vars := rc.templateVars(lc.SLS, rel, file)
 		vars["source"] = used
 		vars["sfn"] = file
 		for _, key := range []string{"defaults", "context"} {

@@ -5,8 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"path"
+	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/brine-cm/brine/pkg/jinja"
 )
@@ -17,47 +20,110 @@ type renderCtx struct {
 	tree    *Tree
 	minion  Minion
 	opts    Options
-	pillar  map[string]any
+	pillar  *omap // in YAML order
 	saltenv string
 	roots   map[string][]string
+	// shared by every file of one run, so the pillar is converted once
+	pv *pillarValue
+}
+
+type pillarValue struct {
+	once sync.Once
+	v    any
+}
+
+// templateValue is how ordered YAML data is handed to the template
+// engine. pkg/jinja takes plain Go maps today (it iterates them in sorted
+// key order); *omap implements Keys/Get so that it can be passed as is
+// once the engine keeps a mapping's order.
+func templateValue(m *omap) any {
+	if m == nil {
+		return map[string]any{}
+	}
+	return plain(m)
+}
+
+func (rc *renderCtx) pillarValue() any {
+	if rc.pv == nil {
+		rc.pv = &pillarValue{}
+	}
+	rc.pv.once.Do(func() { rc.pv.v = templateValue(rc.pillar) })
+	return rc.pv.v
+}
+
+// slsContext is Salt's per-file context (salt.utils.templates
+// generate_sls_context) for a template at rel, relative to its file root,
+// rendered for SLS sls: tplfile is rel, tpldir its directory ("." at the
+// top), tpldot the same with dots, tplroot its first component; slspath,
+// slsdotpath, slscolonpath and sls_path are the SLS file's directory
+// ("" at the top) with /, ., : and _ between the parts.
+func slsContext(sls, rel string) map[string]any {
+	dir := path.Dir(rel)
+	if dir == "." {
+		dir = ""
+	}
+	tpldir := dir
+	if tpldir == "" {
+		tpldir = "."
+	}
+	return map[string]any{
+		"sls":          sls,
+		"tplfile":      rel,
+		"tpldir":       tpldir,
+		"tpldot":       strings.ReplaceAll(dir, "/", "."),
+		"tplroot":      strings.Split(tpldir, "/")[0],
+		"slspath":      dir,
+		"slsdotpath":   strings.ReplaceAll(dir, "/", "."),
+		"slscolonpath": strings.ReplaceAll(dir, "/", ":"),
+		"sls_path":     strings.ReplaceAll(dir, "/", "_"),
+	}
+}
+
+// slsRel is an SLS file's path relative to its root: a/b.sls or
+// a/b/init.sls.
+func slsRel(sls, file string) string {
+	p := strings.ReplaceAll(sls, ".", "/")
+	if strings.HasSuffix(filepath.ToSlash(file), "/"+p+"/init.sls") || filepath.ToSlash(file) == p+"/init.sls" {
+		return p + "/init.sls"
+	}
+	return p + ".sls"
 }
 
 // vars builds the Jinja context Salt gives SLS files.
 func (rc *renderCtx) vars(sls, file string) map[string]any {
-	slsPath := strings.ReplaceAll(sls, ".", "/")
-	dir := slsPath
-	if !strings.HasSuffix(file, "/init.sls") {
-		dir = path.Dir(slsPath)
-		if dir == "." {
-			dir = ""
-		}
-	}
+	return rc.templateVars(sls, slsRel(sls, file), file)
+}
+
+// templateVars is vars for any template: rel is its path under the file
+// root, file where it was read from.
+func (rc *renderCtx) templateVars(sls, rel, file string) map[string]any {
 	grains := rc.minion.Grains
 	if grains == nil {
 		grains = map[string]any{}
 	}
-	pillar := rc.pillar
-	if pillar == nil {
-		pillar = map[string]any{}
+	pillar := rc.pillarValue()
+	vars := map[string]any{
+		"grains":  grains,
+		"pillar":  pillar,
+		"saltenv": rc.saltenv,
+		"env":     rc.saltenv,
+		"tplpath": file,
+		"opts":    rc.optsValue(grains, pillar),
+		"salt":    rc.saltFuncs(),
 	}
+	for k, v := range slsContext(sls, rel) {
+		vars[k] = v
+	}
+	return vars
+}
+
+func (rc *renderCtx) optsValue(grains, pillar any) map[string]any {
 	return map[string]any{
-		"grains":   grains,
-		"pillar":   pillar,
-		"saltenv":  rc.saltenv,
-		"env":      rc.saltenv,
-		"sls":      sls,
-		"slspath":  dir,
-		"sls_path": strings.ReplaceAll(sls, ".", "_"),
-		"tpldir":   dir,
-		"tplfile":  slsPath + ".sls",
-		"opts": map[string]any{
-			"id":      rc.minion.ID,
-			"saltenv": rc.saltenv,
-			"test":    rc.opts.Test,
-			"grains":  grains,
-			"pillar":  pillar,
-		},
-		"salt": rc.saltFuncs(),
+		"id":      rc.minion.ID,
+		"saltenv": rc.saltenv,
+		"test":    rc.opts.Test,
+		"grains":  grains,
+		"pillar":  pillar,
 	}
 }
 
@@ -79,18 +145,21 @@ func (rc *renderCtx) loader(dir string) jinja.Loader {
 
 func (rc *renderCtx) saltFuncs() map[string]any {
 	return map[string]any{
-		"mine.get":   jinja.Func(rc.mineGet),
-		"pillar.get": jinja.Func(func(a []any, kw map[string]any) (any, error) { return traverseCall("pillar.get", rc.pillar, a, kw) }),
+		"mine.get": jinja.Func(rc.mineGet),
+		"pillar.get": jinja.Func(func(a []any, kw map[string]any) (any, error) {
+			return traverseCall("pillar.get", rc.pillar, a, kw)
+		}),
 		"grains.get": jinja.Func(func(a []any, kw map[string]any) (any, error) {
 			return traverseCall("grains.get", rc.minion.Grains, a, kw)
 		}),
-		"config.get":  jinja.Func(rc.configGet),
-		"grains.item": jinja.Func(func(a []any, kw map[string]any) (any, error) { return items(rc.minion.Grains, a), nil }),
-		"pillar.item": jinja.Func(func(a []any, kw map[string]any) (any, error) { return items(rc.pillar, a), nil }),
+		"config.get":       jinja.Func(rc.configGet),
+		"grains.filter_by": jinja.Func(rc.filterBy),
+		"grains.item":      jinja.Func(func(a []any, kw map[string]any) (any, error) { return items(rc.minion.Grains, a), nil }),
+		"pillar.item":      jinja.Func(func(a []any, kw map[string]any) (any, error) { return items(rc.pillar, a), nil }),
 		"grains.items": jinja.Func(func(a []any, kw map[string]any) (any, error) {
 			return rc.minion.Grains, nil
 		}),
-		"pillar.items": jinja.Func(func(a []any, kw map[string]any) (any, error) { return rc.pillar, nil }),
+		"pillar.items": jinja.Func(func(a []any, kw map[string]any) (any, error) { return rc.pillarValue(), nil }),
 		"test.ping":    jinja.Func(func(a []any, kw map[string]any) (any, error) { return true, nil }),
 	}
 }
@@ -130,31 +199,45 @@ func (rc *renderCtx) mineGet(args []any, kwargs map[string]any) (any, error) {
 	return res, nil
 }
 
-// configGet is Salt's config.get for what the master knows: pillar first,
-// then grains, then the default.
+// configGet is Salt's config.get for what the master knows, in Salt's
+// order: the minion's options, grains, pillar, then pillar['master'].
 func (rc *renderCtx) configGet(args []any, kwargs map[string]any) (any, error) {
 	key, def, delim, err := getArgs("config.get", args, kwargs)
 	if err != nil {
 		return nil, err
 	}
-	if v, ok := traverse(rc.pillar, key, delim); ok {
-		return v, nil
+	sources := []any{rc.optsValue(rc.minion.Grains, nil), rc.minion.Grains, rc.pillar}
+	if master, ok := rc.pillar.get("master"); ok {
+		sources = append(sources, master)
 	}
-	if v, ok := traverse(rc.minion.Grains, key, delim); ok {
-		return v, nil
+	for _, src := range sources {
+		if v, ok := traverse(src, key, delim); ok && v != nil {
+			return outValue(v), nil
+		}
 	}
 	return def, nil
 }
 
-func traverseCall(fn string, data map[string]any, args []any, kwargs map[string]any) (any, error) {
+func traverseCall(fn string, data any, args []any, kwargs map[string]any) (any, error) {
 	key, def, delim, err := getArgs(fn, args, kwargs)
 	if err != nil {
 		return nil, err
 	}
 	if v, ok := traverse(data, key, delim); ok {
-		return v, nil
+		return outValue(v), nil
 	}
 	return def, nil
+}
+
+// outValue is what a salt[...] function hands back to the template.
+func outValue(v any) any {
+	if m, ok := v.(*omap); ok {
+		return templateValue(m)
+	}
+	if l, ok := v.([]any); ok {
+		return plain(l)
+	}
+	return v
 }
 
 func getArgs(fn string, args []any, kwargs map[string]any) (key string, def any, delim string, err error) {
@@ -182,45 +265,211 @@ func getArgs(fn string, args []any, kwargs map[string]any) (key string, def any,
 	return key, def, delim, nil
 }
 
-// traverse walks a colon path through dicts and lists (by index), as
-// Salt's traverse_dict_and_list does.
-func traverse(data map[string]any, key, delim string) (any, bool) {
+// lookup reads one key of a mapping, ordered or not.
+func lookup(data any, key string) (any, bool) {
+	switch x := data.(type) {
+	case *omap:
+		return x.get(key)
+	case map[string]any:
+		v, ok := x[key]
+		return v, ok
+	}
+	return nil, false
+}
+
+// traverse walks a delimited path as Salt's traverse_dict_and_list does:
+// the whole key first, then part by part through mappings, lists by
+// (possibly negative) index, and a name on a list looks inside the
+// list's mappings.
+func traverse(data any, key, delim string) (any, bool) {
 	if data == nil {
 		return nil, false
 	}
-	if v, ok := data[key]; ok {
+	if v, ok := lookup(data, key); ok {
 		return v, true
 	}
-	var cur any = data
+	cur := data
 	for _, part := range strings.Split(key, delim) {
-		switch x := cur.(type) {
-		case map[string]any:
-			v, ok := x[part]
-			if !ok {
+		if l, ok := cur.([]any); ok {
+			if i, err := strconv.Atoi(part); err == nil {
+				if i < 0 {
+					i += len(l)
+				}
+				if i < 0 || i >= len(l) {
+					return nil, false
+				}
+				cur = l[i]
+				continue
+			}
+			found := false
+			for _, item := range l {
+				if v, ok := lookup(item, part); ok {
+					cur, found = v, true
+					break
+				}
+			}
+			if !found {
 				return nil, false
 			}
-			cur = v
-		case []any:
-			i, err := strconv.Atoi(part)
-			if err != nil || i < 0 || i >= len(x) {
-				return nil, false
-			}
-			cur = x[i]
-		default:
+			continue
+		}
+		v, ok := lookup(cur, part)
+		if !ok {
 			return nil, false
 		}
+		cur = v
 	}
 	return cur, true
 }
 
-func items(data map[string]any, keys []any) map[string]any {
+func items(data any, keys []any) map[string]any {
 	out := map[string]any{}
 	for _, k := range keys {
 		if s, ok := k.(string); ok {
 			if v, ok := traverse(data, s, ":"); ok {
-				out[s] = v
+				out[s] = outValue(v)
 			}
 		}
 	}
 	return out
+}
+
+// filterBy is Salt's grains.filter_by(lookup_dict, grain='os_family',
+// merge=None, default='default', base=None): the entry whose key matches
+// the grain's value (a glob; for a list grain, each item in turn), else
+// the default entry; base merged under it, merge over it.
+func (rc *renderCtx) filterBy(args []any, kwargs map[string]any) (any, error) {
+	params := []string{"lookup_dict", "grain", "merge", "default", "base"}
+	if len(args) > len(params) {
+		return nil, fmt.Errorf("grains.filter_by takes at most %d arguments, got %d", len(params), len(args))
+	}
+	got := map[string]any{"grain": "os_family", "default": "default"}
+	for i, a := range args {
+		got[params[i]] = a
+	}
+	for k, v := range kwargs {
+		if !slices.Contains(params, k) {
+			return nil, fmt.Errorf("grains.filter_by: unexpected argument %s", k)
+		}
+		got[k] = v
+	}
+	table, ok := got["lookup_dict"].(map[string]any)
+	if !ok {
+		return nil, fmt.Errorf("grains.filter_by: lookup_dict must be a dict, got %v", typeName(got["lookup_dict"]))
+	}
+	grain, _ := got["grain"].(string)
+	dflt, _ := got["default"].(string)
+	val, _ := traverse(rc.minion.Grains, grain, ":")
+	candidates := asList(val)
+	// Salt tries the keys in the dict's order; the engine hands dicts
+	// over unordered, so exact keys are tried first, then patterns sorted.
+	keys := sortedKeys(table)
+	var ret any
+	found := false
+	for _, c := range candidates {
+		cs := keyString(c)
+		if v, ok := table[cs]; ok {
+			ret, found = v, true
+			break
+		}
+		for _, k := range keys {
+			if ok, _ := path.Match(k, cs); ok {
+				ret, found = table[k], true
+				break
+			}
+		}
+		if found {
+			break
+		}
+	}
+	if !found {
+		ret = table[dflt]
+	}
+	if base, _ := got["base"].(string); base != "" {
+		if bv, ok := table[base]; ok {
+			if ret == nil {
+				ret = bv
+			} else if bm, ok := bv.(map[string]any); ok {
+				rm, ok := ret.(map[string]any)
+				if !ok {
+					return nil, errors.New("grains.filter_by: the default and looked-up values must both be dicts")
+				}
+				ret = dictUpdate(deepCopyPlain(bm).(map[string]any), rm)
+			}
+		}
+	}
+	if merge := got["merge"]; merge != nil {
+		mm, ok := merge.(map[string]any)
+		if !ok {
+			return nil, fmt.Errorf("grains.filter_by: merge must be a dict, got %s", typeName(merge))
+		}
+		if ret == nil {
+			return mm, nil
+		}
+		rm, ok := ret.(map[string]any)
+		if !ok {
+			return nil, errors.New("grains.filter_by: the looked-up value must be a dict to merge into")
+		}
+		ret = dictUpdate(deepCopyPlain(rm).(map[string]any), deepCopyPlain(mm).(map[string]any))
+	}
+	return ret, nil
+}
+
+// dictUpdate is salt.utils.dictupdate.update: nested dicts merge, any
+// other value of src replaces dst's.
+func dictUpdate(dst, src map[string]any) map[string]any {
+	for k, sv := range src {
+		if sm, ok := sv.(map[string]any); ok {
+			if dm, ok := dst[k].(map[string]any); ok {
+				dst[k] = dictUpdate(dm, sm)
+				continue
+			}
+		}
+		dst[k] = sv
+	}
+	return dst
+}
+
+func deepCopyPlain(v any) any {
+	switch x := v.(type) {
+	case map[string]any:
+		out := make(map[string]any, len(x))
+		for k, item := range x {
+			out[k] = deepCopyPlain(item)
+		}
+		return out
+	case []any:
+		out := make([]any, len(x))
+		for i, item := range x {
+			out[i] = deepCopyPlain(item)
+		}
+		return out
+	}
+	return v
+}
+
+func sortedKeys(m map[string]any) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+// includeError is a failure in a file reached through include:, with the
+// chain of files that led to it (innermost first).
+type includeError struct {
+	err  error
+	from string
+}
+
+func (e *includeError) Error() string { return e.err.Error() + "\n    included from " + e.from }
+func (e *includeError) Unwrap() error { return e.err }
+
+func includedFrom(err error, from string) error {
+	if from == "" {
+		return err
+	}
+	return &includeError{err: err, from: from}
 }

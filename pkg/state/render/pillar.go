@@ -12,7 +12,7 @@ import (
 // Top returns, per saltenv, the SLS names the state top file assigns to
 // this minion, in top-file order.
 func (t *Tree) Top(ctx context.Context, m Minion, opts Options) (map[string][]string, error) {
-	pillar, err := t.Pillar(ctx, m, opts)
+	pillar, err := t.pillar(ctx, m, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -22,7 +22,7 @@ func (t *Tree) Top(ctx context.Context, m Minion, opts Options) (map[string][]st
 
 // top renders every environment's top.sls (only opts.Saltenv's when set)
 // and matches its targets against the minion.
-func (t *Tree) top(ctx context.Context, roots map[string][]string, m Minion, opts Options, pillar map[string]any) (map[string][]string, []string, error) {
+func (t *Tree) top(ctx context.Context, roots map[string][]string, m Minion, opts Options, pillar *omap) (map[string][]string, []string, error) {
 	out := map[string][]string{}
 	var order []string
 	for _, env := range envs(roots) {
@@ -114,41 +114,47 @@ func (t *Tree) top(ctx context.Context, roots map[string][]string, m Minion, opt
 // Pillar compiles the pillar this minion may see: the pillar top file's
 // matches, merged in top order, then opts.Pillar on top.
 func (t *Tree) Pillar(ctx context.Context, m Minion, opts Options) (map[string]any, error) {
-	merged := map[string]any{}
+	p, err := t.pillar(ctx, m, opts)
+	if err != nil {
+		return nil, err
+	}
+	return plain(p).(map[string]any), nil
+}
+
+// pillar is Pillar in YAML order, which templates iterate in.
+func (t *Tree) pillar(ctx context.Context, m Minion, opts Options) (*omap, error) {
+	merged := newOmap()
 	if len(t.PillarRoots) > 0 {
 		popts := opts
 		popts.Saltenv = ""
-		top, order, err := t.top(ctx, t.PillarRoots, m, popts, map[string]any{})
+		top, order, err := t.top(ctx, t.PillarRoots, m, popts, newOmap())
 		if err != nil {
 			return nil, fmt.Errorf("pillar: %w", err)
 		}
 		for _, env := range order {
 			seen := map[string]bool{}
 			for _, sls := range top[env] {
-				data, err := t.pillarSLS(ctx, m, opts, env, sls, merged, seen, "")
+				data, err := t.pillarSLS(ctx, m, opts, env, sls, merged, seen)
 				if err != nil {
 					return nil, fmt.Errorf("pillar: %w", err)
 				}
-				merged = deepMerge(merged, data)
+				merged = mergeOmap(merged, data)
 			}
 		}
 	}
 	if opts.Pillar != nil {
-		merged = deepMerge(merged, deepCopy(opts.Pillar).(map[string]any))
+		merged = mergeOmap(merged, ordered(opts.Pillar).(*omap))
 	}
 	return merged, nil
 }
 
-func (t *Tree) pillarSLS(ctx context.Context, m Minion, opts Options, env, sls string, sofar map[string]any, seen map[string]bool, from string) (map[string]any, error) {
+func (t *Tree) pillarSLS(ctx context.Context, m Minion, opts Options, env, sls string, sofar *omap, seen map[string]bool) (*omap, error) {
 	if seen[sls] {
-		return map[string]any{}, nil
+		return newOmap(), nil
 	}
 	seen[sls] = true
 	src, file, err := slsFile(t.PillarRoots, env, sls)
 	if err != nil {
-		if from != "" {
-			return nil, fmt.Errorf("%s includes %q: %w", from, sls, err)
-		}
 		return nil, err
 	}
 	rc := &renderCtx{ctx: ctx, tree: t, minion: m, opts: opts, pillar: sofar, saltenv: env, roots: t.PillarRoots}
@@ -157,21 +163,20 @@ func (t *Tree) pillarSLS(ctx context.Context, m Minion, opts Options, env, sls s
 		return nil, err
 	}
 	if data == nil {
-		return map[string]any{}, nil
+		return newOmap(), nil
 	}
-	om, ok := data.(*omap)
+	out, ok := data.(*omap)
 	if !ok {
-		return nil, fmt.Errorf("%s: pillar must render to a mapping, got %T", file, data)
+		return nil, fmt.Errorf("%s: pillar must render to a mapping, got %s", file, typeName(data))
 	}
 	var includes []any
-	if inc, ok := om.get("include"); ok {
+	if inc, ok := out.get("include"); ok {
 		includes, ok = inc.([]any)
 		if !ok {
-			return nil, fmt.Errorf("%s:%d: include must be a list", file, om.pos["include"].line)
+			return nil, fmt.Errorf("%s:%d: include must be a list", file, out.pos["include"].line)
 		}
-		om.del("include")
+		out.del("include")
 	}
-	out, _ := plain(om).(map[string]any)
 	for _, inc := range includes {
 		name, key := "", ""
 		switch x := inc.(type) {
@@ -194,56 +199,22 @@ func (t *Tree) pillarSLS(ctx context.Context, m Minion, opts Options, env, sls s
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", file, err)
 		}
-		sub, err := t.pillarSLS(ctx, m, opts, env, name, sofar, seen, file)
+		sub, err := t.pillarSLS(ctx, m, opts, env, name, sofar, seen)
 		if err != nil {
-			return nil, err
+			return nil, includedFrom(err, fmt.Sprintf("%s (pillar SLS %s)", file, sls))
 		}
 		if key != "" {
 			parts := strings.Split(key, ":")
 			for i := len(parts) - 1; i >= 0; i-- {
-				sub = map[string]any{parts[i]: sub}
+				wrap := newOmap()
+				wrap.set(parts[i], sub, pos{})
+				sub = wrap
 			}
 		}
 		// Salt merges included pillar over the including file's.
-		out = deepMerge(out, sub)
+		out = mergeOmap(out, sub)
 	}
 	return out, nil
-}
-
-// deepMerge merges b into a: mappings recursively, anything else (lists
-// included) replaced, as Salt's default pillar merge does.
-func deepMerge(a, b map[string]any) map[string]any {
-	if a == nil {
-		a = map[string]any{}
-	}
-	for k, bv := range b {
-		if bm, ok := bv.(map[string]any); ok {
-			if am, ok := a[k].(map[string]any); ok {
-				a[k] = deepMerge(am, bm)
-				continue
-			}
-		}
-		a[k] = bv
-	}
-	return a
-}
-
-func deepCopy(v any) any {
-	switch x := v.(type) {
-	case map[string]any:
-		out := make(map[string]any, len(x))
-		for k, item := range x {
-			out[k] = deepCopy(item)
-		}
-		return out
-	case []any:
-		out := make([]any, len(x))
-		for i, item := range x {
-			out[i] = deepCopy(item)
-		}
-		return out
-	}
-	return v
 }
 
 // slsDir is the directory an SLS file lives in, relative to its root.

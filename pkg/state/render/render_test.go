@@ -186,6 +186,22 @@ func TestTrees(t *testing.T) {
 						t.Errorf("error does not contain %q:\n%v", w, err)
 					}
 				}
+				// The whole message is what a person reads: keep it in a
+				// golden file, with the checkout's path taken out.
+				got := strings.ReplaceAll(err.Error(), dir+"/", "<tree>/") + "\n"
+				golden := filepath.Join(dir, "error.golden")
+				if *update {
+					if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
+						t.Fatal(err)
+					}
+				}
+				want, rerr := os.ReadFile(golden)
+				if rerr != nil {
+					t.Fatal(rerr)
+				}
+				if got != string(want) {
+					t.Errorf("error differs from %s (run with -update to rewrite after review)\n--- got\n%s--- want\n%s", golden, got, want)
+				}
 				return
 			}
 			if err != nil {

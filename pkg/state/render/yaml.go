@@ -2,9 +2,12 @@ package render
 
 import (
 	"fmt"
+	"math"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"gopkg.in/yaml.v3"
 )
@@ -35,6 +38,64 @@ func (m *omap) set(k string, v any, p pos) {
 	}
 	m.vals[k] = v
 	m.pos[k] = p
+}
+
+// Keys and Get let a template engine walk a mapping in the order the YAML
+// wrote it (Salt's loader yields ordered dicts, and formulas rely on it).
+func (m *omap) Keys() []string { return m.keys }
+
+// Get returns the value of key k.
+func (m *omap) Get(k string) (any, bool) { return m.get(k) }
+
+// Len is the number of keys.
+func (m *omap) Len() int { return len(m.keys) }
+
+// ordered turns plain Go data into omaps, keys sorted (a Go map has no
+// order to keep): command-line pillar overrides, grains.
+func ordered(v any) any {
+	switch x := v.(type) {
+	case map[string]any:
+		keys := make([]string, 0, len(x))
+		for k := range x {
+			keys = append(keys, k)
+		}
+		slices.Sort(keys)
+		m := newOmap()
+		for _, k := range keys {
+			m.set(k, ordered(x[k]), pos{})
+		}
+		return m
+	case []any:
+		out := make([]any, len(x))
+		for i, item := range x {
+			out[i] = ordered(item)
+		}
+		return out
+	}
+	return v
+}
+
+// mergeOmap merges b into a as Salt's pillar merge does: mappings
+// recursively, anything else replaced. A key already in a keeps its place,
+// new keys follow in b's order, as a Python dict update would.
+func mergeOmap(a, b *omap) *omap {
+	if a == nil {
+		a = newOmap()
+	}
+	if b == nil {
+		return a
+	}
+	for _, k := range b.keys {
+		bv := b.vals[k]
+		if bm, ok := bv.(*omap); ok {
+			if am, ok := a.vals[k].(*omap); ok {
+				a.vals[k] = mergeOmap(am, bm)
+				continue
+			}
+		}
+		a.set(k, bv, b.pos[k])
+	}
+	return a
 }
 
 func (m *omap) del(k string) {
@@ -70,10 +131,33 @@ func (e *yamlError) Error() string {
 		b.WriteString(": ")
 	}
 	b.WriteString(e.msg)
-	if e.src != "" {
-		fmt.Fprintf(&b, "\n    %d | %s", e.line, e.src)
-	}
+	writeSource(&b, e.line, e.col, e.src)
 	return b.String()
+}
+
+// writeSource quotes the offending line and, when the column is known,
+// puts a caret under it.
+func writeSource(b *strings.Builder, line, col int, src string) {
+	if src == "" {
+		return
+	}
+	prefix := fmt.Sprintf("    %d | ", line)
+	b.WriteString("\n" + prefix + src)
+	if col <= 0 {
+		return
+	}
+	b.WriteString("\n" + strings.Repeat(" ", len(prefix)))
+	for i, r := range []rune(src) {
+		if i >= col-1 {
+			break
+		}
+		if r == '\t' {
+			b.WriteByte('\t')
+		} else {
+			b.WriteByte(' ')
+		}
+	}
+	b.WriteByte('^')
 }
 
 var yamlLine = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
@@ -174,17 +258,35 @@ func decodeNode(file string, text []byte, n *yaml.Node, depth int, budget *int) 
 		return out, nil
 	case yaml.MappingNode:
 		m := newOmap()
+		// Keys that came from a << merge may be overridden by the
+		// mapping's own keys; only a key written twice is a conflict.
+		var merged map[string]bool
 		for i := 0; i+1 < len(n.Content); i += 2 {
 			k, v := n.Content[i], n.Content[i+1]
 			if k.Kind == yaml.ScalarNode && k.Tag == "!!merge" {
-				merged, err := decodeNode(file, text, v, depth+1, budget)
+				mv, err := decodeNode(file, text, v, depth+1, budget)
 				if err != nil {
 					return nil, err
 				}
-				if mm, ok := merged.(*omap); ok {
+				var sources []any
+				switch x := mv.(type) {
+				case *omap:
+					sources = []any{x}
+				case []any:
+					sources = x
+				}
+				for _, src := range sources {
+					mm, ok := src.(*omap)
+					if !ok {
+						return nil, &yamlError{file: file, line: v.Line, col: v.Column, msg: "a << merge takes a mapping or a list of mappings", src: lineOf(text, v.Line)}
+					}
 					for _, key := range mm.keys {
 						if _, exists := m.vals[key]; !exists {
 							m.set(key, mm.vals[key], mm.pos[key])
+							if merged == nil {
+								merged = map[string]bool{}
+							}
+							merged[key] = true
 						}
 					}
 				}
@@ -198,14 +300,17 @@ func decodeNode(file string, text []byte, n *yaml.Node, depth int, budget *int) 
 				return nil, &yamlError{file: file, line: k.Line, col: k.Column, msg: err.Error(), src: lineOf(text, k.Line)}
 			}
 			ks := keyString(key)
-			if _, dup := m.vals[ks]; dup {
+			if _, dup := m.vals[ks]; dup && !merged[ks] {
+				// Salt's loader refuses every repeated key with this wording;
+				// a silent overwrite would drop a whole state.
 				return nil, &yamlError{file: file, line: k.Line, col: k.Column,
-					msg: fmt.Sprintf("key %q is defined twice (first at line %d)", ks, m.pos[ks].line), src: lineOf(text, k.Line)}
+					msg: fmt.Sprintf("conflicting ID '%s' (first defined at line %d)", ks, m.pos[ks].line), src: lineOf(text, k.Line)}
 			}
 			val, err := decodeNode(file, text, v, depth+1, budget)
 			if err != nil {
 				return nil, err
 			}
+			delete(merged, ks)
 			m.set(ks, val, pos{k.Line, k.Column})
 		}
 		return m, nil
@@ -219,23 +324,29 @@ func decodeNode(file string, text []byte, n *yaml.Node, depth int, budget *int) 
 	return nil, &yamlError{file: file, line: n.Line, col: n.Column, msg: "unsupported YAML node", src: lineOf(text, n.Line)}
 }
 
-var octalish = regexp.MustCompile(`^0[0-7]+$`)
+// Salt reads YAML with PyYAML (YAML 1.1) plus its own loader
+// (salt.utils.yamlloader); yaml.v3 speaks YAML 1.2. Plain (unquoted,
+// untagged) scalars are therefore resolved here with PyYAML's implicit
+// resolvers and Salt's constructors, so an SLS means what it means to
+// Salt: yes/no/on/off are booleans, 0644 is the integer 644 (Salt strips
+// leading zeros before PyYAML would read octal; file modes then read its
+// digits as octal, so `mode: 0644` is 0644), 1e3 and 0o644 are strings,
+// 1_000 is 1000, 1:30 is 90 (sexagesimal), timestamps stay strings.
+var (
+	pyBool  = regexp.MustCompile(`^(?:yes|Yes|YES|no|No|NO|true|True|TRUE|false|False|FALSE|on|On|ON|off|Off|OFF)$`)
+	pyNull  = regexp.MustCompile(`^(?:~|null|Null|NULL|)$`)
+	pyInt   = regexp.MustCompile(`^(?:[-+]?0b[0-1_]+|[-+]?0[0-7_]+|[-+]?(?:0|[1-9][0-9_]*)|[-+]?0x[0-9a-fA-F_]+|[-+]?[1-9][0-9_]*(?::[0-5]?[0-9])+)$`)
+	pyFloat = regexp.MustCompile(`^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+][0-9]+)?|\.[0-9_]+(?:[eE][-+][0-9]+)?|[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+\.[0-9_]*|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$`)
+)
 
-// scalar resolves a plain scalar the way Salt's YAML loader (PyYAML,
-// YAML 1.1) would where yaml.v3 (YAML 1.2) differs: yes/no/on/off are
-// booleans. Octal-looking numbers such as file modes (0644) stay strings,
-// which is what every file state wants.
+// scalar resolves one scalar node. Quoted and explicitly tagged scalars
+// keep yaml.v3's reading; plain ones get PyYAML's.
 func scalar(n *yaml.Node) (any, error) {
-	if n.Style == 0 && (n.Tag == "!!str" || n.Tag == "!!int" || n.Tag == "") {
-		switch n.Value {
-		case "yes", "Yes", "YES", "on", "On", "ON":
-			return true, nil
-		case "no", "No", "NO", "off", "Off", "OFF":
-			return false, nil
-		}
-		if octalish.MatchString(n.Value) {
-			return n.Value, nil
-		}
+	if n.Style&(yaml.TaggedStyle|yaml.DoubleQuotedStyle|yaml.SingleQuotedStyle|yaml.LiteralStyle|yaml.FoldedStyle) == 0 {
+		return plainScalar(n.Value)
+	}
+	if n.Style&yaml.TaggedStyle == 0 {
+		return n.Value, nil
 	}
 	var v any
 	if err := n.Decode(&v); err != nil {
@@ -246,8 +357,114 @@ func scalar(n *yaml.Node) (any, error) {
 		return int(x), nil
 	case uint64:
 		return float64(x), nil
+	case time.Time:
+		return n.Value, nil
 	}
 	return v, nil
+}
+
+func plainScalar(s string) (any, error) {
+	switch {
+	case pyNull.MatchString(s):
+		return nil, nil
+	case pyBool.MatchString(s):
+		switch s[0] {
+		case 'y', 'Y', 't', 'T':
+			return true, nil
+		case 'o', 'O':
+			return s == "on" || s == "On" || s == "ON", nil
+		}
+		return false, nil
+	case pyInt.MatchString(s):
+		return pyIntValue(s)
+	case pyFloat.MatchString(s):
+		return pyFloatValue(s)
+	}
+	// Everything else, timestamps included, is a string: Salt registers
+	// no datetime constructor for SLS data.
+	return s, nil
+}
+
+func pyIntValue(s string) (any, error) {
+	// salt.utils.yamlloader: "0644" -> "644" before PyYAML sees it.
+	if s != "0" && strings.HasPrefix(s, "0") && !strings.HasPrefix(s, "0b") && !strings.HasPrefix(s, "0x") {
+		s = strings.TrimLeft(s, "0")
+		if s == "" {
+			s = "0"
+		}
+	}
+	v := strings.ReplaceAll(s, "_", "")
+	sign := int64(1)
+	if v != "" && (v[0] == '-' || v[0] == '+') {
+		if v[0] == '-' {
+			sign = -1
+		}
+		v = v[1:]
+	}
+	var n int64
+	var err error
+	switch {
+	case v == "" || v == "0":
+		return 0, nil
+	case strings.HasPrefix(v, "0b"):
+		n, err = strconv.ParseInt(v[2:], 2, 64)
+	case strings.HasPrefix(v, "0x"):
+		n, err = strconv.ParseInt(v[2:], 16, 64)
+	case v[0] == '0':
+		n, err = strconv.ParseInt(v, 8, 64)
+	case strings.Contains(v, ":"):
+		for _, part := range strings.Split(v, ":") {
+			d, perr := strconv.ParseInt(part, 10, 64)
+			if perr != nil {
+				return nil, fmt.Errorf("integer %q: %w", s, perr)
+			}
+			n = n*60 + d
+		}
+	default:
+		n, err = strconv.ParseInt(v, 10, 64)
+	}
+	if err != nil {
+		// Python's integers have no size limit; a float keeps the
+		// magnitude at least.
+		if f, ferr := strconv.ParseFloat(v, 64); ferr == nil && !strings.HasPrefix(v, "0") {
+			return float64(sign) * f, nil
+		}
+		return nil, fmt.Errorf("integer %q: %w", s, err)
+	}
+	return int(sign * n), nil
+}
+
+func pyFloatValue(s string) (any, error) {
+	v := strings.ToLower(strings.ReplaceAll(s, "_", ""))
+	sign := 1.0
+	if v[0] == '-' || v[0] == '+' {
+		if v[0] == '-' {
+			sign = -1
+		}
+		v = v[1:]
+	}
+	switch {
+	case v == ".inf":
+		return sign * math.Inf(1), nil
+	case v == ".nan":
+		return math.NaN(), nil
+	case strings.Contains(v, ":"):
+		parts := strings.Split(v, ":")
+		var f float64
+		for i, part := range parts {
+			d, err := strconv.ParseFloat(part, 64)
+			if err != nil || (i < len(parts)-1 && strings.Contains(part, ".")) {
+				return nil, fmt.Errorf("float %q: not a number", s)
+			}
+			f = f*60 + d
+		}
+		return sign * f, nil
+	}
+	f, err := strconv.ParseFloat(v, 64)
+	if err != nil {
+		return nil, fmt.Errorf("float %q: %w", s, err)
+	}
+	return sign * f, nil
 }
 
 func keyString(k any) string {

@@ -1,3 +1,3 @@
-#!py
+#!mako|yaml
 def run():
     return {}

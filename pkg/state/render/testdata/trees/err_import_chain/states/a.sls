@@ -1,0 +1,4 @@
+{% from "app/map.jinja" import app with context %}
+app:
+  pkg.installed:
+    - name: {{ app.pkg }}

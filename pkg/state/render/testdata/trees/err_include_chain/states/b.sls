@@ -1,0 +1,5 @@
+include:
+  - .c
+
+b:
+  test.nop: []

@@ -1,0 +1,3 @@
+c:
+  cmd.run:
+    - name: echo {{ port }}
