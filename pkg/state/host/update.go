@@ -122,6 +122,9 @@ const MethodInPlace = "rewritten in place: bind mount"
 
 const tempInfix = ".brine-tmp-"
 
+// testHookBeforeRename lets tests swap the file between read and write.
+var testHookBeforeRename func(path string)
+
 // replace writes data to a temp file beside path (same mode and owner as
 // orig), fsyncs it, checks that path is still orig, and renames it over
 // path. A reader, or a crash, sees the old or the new file, never a mix.
@@ -162,6 +165,9 @@ func replace(path string, data []byte, orig os.FileInfo) (string, error) {
 	if err := tmp.Sync(); err != nil {
 		return "", fmt.Errorf("write %s: fsync: %w", path, err)
 	}
+	if testHookBeforeRename != nil {
+		testHookBeforeRename(path)
+	}
 	if err := unchanged(path, orig); err != nil {
 		return "", err
 	}
@@ -194,14 +200,24 @@ func unchanged(path string, orig os.FileInfo) error {
 		return nil
 	case err != nil:
 		return fmt.Errorf("write %s: %w", path, err)
-	case orig == nil || !os.SameFile(orig, now):
-		what := "another file"
-		if now.Mode()&fs.ModeSymlink != 0 {
-			what = "a symbolic link"
-		}
-		return fmt.Errorf("write %s: replaced by %s since it was read; not written", path, what)
+	case now.Mode()&fs.ModeSymlink != 0:
+		return fmt.Errorf("write %s: replaced by a symbolic link since it was read; not written", path)
+	case orig == nil || !sameVersion(orig, now):
+		return fmt.Errorf("write %s: replaced by another file since it was read; not written", path)
 	}
 	return nil
+}
+
+// sameVersion: same inode and not changed since. Device and inode alone
+// are not enough: a file removed and recreated often gets the freed inode
+// number back, but never the old change time.
+func sameVersion(a, b os.FileInfo) bool {
+	if !os.SameFile(a, b) || a.Mode().Type() != b.Mode().Type() {
+		return false
+	}
+	sa, ok1 := a.Sys().(*syscall.Stat_t)
+	sb, ok2 := b.Sys().(*syscall.Stat_t)
+	return ok1 && ok2 && sa.Ctim == sb.Ctim
 }
 
 // writeInPlace rewrites a file that cannot be renamed over: it writes the
@@ -217,7 +233,7 @@ func writeInPlace(path string, data []byte, orig os.FileInfo) error {
 	if err != nil {
 		return fmt.Errorf("write %s in place: %w", path, err)
 	}
-	if orig == nil || !os.SameFile(orig, fi) || !fi.Mode().IsRegular() {
+	if orig == nil || !sameVersion(orig, fi) || !fi.Mode().IsRegular() {
 		return fmt.Errorf("write %s in place: replaced since it was read; not written", path)
 	}
 	if _, err := fd.WriteAt(data, 0); err != nil {
