@@ -274,6 +274,8 @@ func decodeNode(file string, text []byte, n *yaml.Node, depth int, budget *int) 
 					sources = []any{x}
 				case []any:
 					sources = x
+				default:
+					sources = []any{x}
 				}
 				for _, src := range sources {
 					mm, ok := src.(*omap)
