@@ -116,6 +116,11 @@ type HookRule struct {
 	AllowSHA1 bool
 	// BearerTokenFile holds a token expected as Authorization: Bearer <t>.
 	BearerTokenFile string
+	// AllowUnauthenticated accepts requests on matching paths without a
+	// credential, for reactors that check the signature themselves (the
+	// #!py deploy reactor with its key in __opts__). Exclusive with the
+	// two files above.
+	AllowUnauthenticated bool
 }
 
 // Sink durably accepts an event: it returns nil only once the event will
@@ -125,6 +130,7 @@ type Sink interface {
 }
 
 type rule struct {
+	open      bool // allow_unauthenticated
 	glob      string
 	ghSecret  []byte
 	allowSHA1 bool
@@ -184,8 +190,17 @@ func New(cfg Config, sink Sink, bus event.Bus, log *slog.Logger) (*Server, error
 		if _, err := path.Match(r.glob, ""); err != nil || r.glob == "" {
 			return nil, fmt.Errorf("webhook: hook %q: not a valid path glob", glob)
 		}
+		if hr.AllowUnauthenticated {
+			if hr.GitHubSecretFile != "" || hr.BearerTokenFile != "" {
+				return nil, fmt.Errorf("webhook: hook %q: allow_unauthenticated cannot be combined with github_secret_file or bearer_token_file", glob)
+			}
+			log.Warn("WEBHOOK HOOK ACCEPTS UNAUTHENTICATED REQUESTS: anyone who can reach the listener can fire its events; the reactor must verify them", "hook", glob)
+			r.open = true
+			s.rules = append(s.rules, r)
+			continue
+		}
 		if hr.GitHubSecretFile == "" && hr.BearerTokenFile == "" {
-			return nil, fmt.Errorf("webhook: hook %q: needs github_secret_file or bearer_token_file", glob)
+			return nil, fmt.Errorf("webhook: hook %q: needs github_secret_file, bearer_token_file or allow_unauthenticated", glob)
 		}
 		var err error
 		if hr.GitHubSecretFile != "" {
@@ -370,6 +385,12 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		s.reply(w, http.StatusBadRequest, ResultBadRequest, fail(err.Error()))
 		return
 	}
+	if r.Header.Get("X-GitHub-Event") != "" {
+		if post, err = githubFormPayload(post); err != nil {
+			s.reply(w, http.StatusBadRequest, ResultBadRequest, fail(err.Error()))
+			return
+		}
+	}
 
 	delivery := r.Header.Get("X-GitHub-Delivery")
 	var key string
@@ -437,6 +458,9 @@ func (s *Server) ruleFor(hookPath string) *rule {
 // this rule, else the reason it does not (for the audit event, not the
 // client).
 func (rl *rule) authenticate(h http.Header, body []byte) string {
+	if rl.open {
+		return ""
+	}
 	reason := "no credential"
 	if rl.token != nil {
 		if auth := h.Get("Authorization"); auth != "" {
@@ -452,6 +476,11 @@ func (rl *rule) authenticate(h http.Header, body []byte) string {
 		}
 	}
 	if rl.ghSecret != nil {
+		// Two signature headers (a proxy appending one, a crafted request)
+		// make "which one counts" an attacker's choice: neither does.
+		if len(h.Values("X-Hub-Signature-256")) > 1 || len(h.Values("X-Hub-Signature")) > 1 {
+			return "more than one signature header"
+		}
 		if sig := h.Get("X-Hub-Signature-256"); sig != "" {
 			return VerifySignature(rl.ghSecret, body, "sha256", sig)
 		}
@@ -586,6 +615,34 @@ func parseBody(contentType string, body []byte) (any, error) {
 		return out, nil
 	}
 	return map[string]any{}, nil
+}
+
+// githubFormPayload handles GitHub's "application/x-www-form-urlencoded"
+// content type, which sends the JSON payload as the form field `payload`.
+// Its keys are lifted into post so a reactor reads post['after'] whichever
+// content type the hook was set up with; post['payload'] stays the raw
+// string, as Salt's rest_cherrypy gives it, for reactors that load_json it.
+func githubFormPayload(post any) (any, error) {
+	m, ok := post.(map[string]any)
+	if !ok {
+		return post, nil
+	}
+	raw, ok := m["payload"].(string)
+	if !ok || len(m) != 1 {
+		return post, nil
+	}
+	v, err := DecodeJSON([]byte(raw))
+	if err != nil {
+		return nil, fmt.Errorf("malformed JSON in form field payload: %w", err)
+	}
+	obj, ok := v.(map[string]any)
+	if !ok {
+		return post, nil
+	}
+	if _, clash := obj["payload"]; !clash {
+		obj["payload"] = raw
+	}
+	return obj, nil
 }
 
 // DecodeJSON decodes exactly one JSON value, turning integral numbers into
