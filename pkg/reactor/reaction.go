@@ -44,12 +44,26 @@ func parseReactions(file string, text []byte) ([]reaction, error) {
 	if doc.Kind == 0 || len(doc.Content) == 0 {
 		return nil, nil
 	}
-	top := doc.Content[0]
+	return parseReactionNodes(file, doc.Content[0])
+}
+
+// loc is file:line, or the file alone when the line is unknown (data a
+// #!py run() returned).
+func loc(file string, line int) string {
+	if line <= 0 {
+		return file
+	}
+	return fmt.Sprintf("%s:%d", file, line)
+}
+
+// parseReactionNodes reads reactions from a decoded document, whichever
+// renderer produced it.
+func parseReactionNodes(file string, top *yaml.Node) ([]reaction, error) {
 	if top.Kind == yaml.ScalarNode && top.Tag == "!!null" {
 		return nil, nil
 	}
 	if top.Kind != yaml.MappingNode {
-		return nil, fmt.Errorf("%s:%d: want a mapping of reaction ids, got %s", file, top.Line, kindName(top))
+		return nil, fmt.Errorf("%s: want a mapping of reaction ids, got %s", loc(file, top.Line), kindName(top))
 	}
 	var out []reaction
 	seen := map[string]bool{}
@@ -57,12 +71,12 @@ func parseReactions(file string, text []byte) ([]reaction, error) {
 		k, v := top.Content[i], top.Content[i+1]
 		id := k.Value
 		if seen[id] {
-			return nil, fmt.Errorf("%s:%d: reaction %q defined twice", file, k.Line, id)
+			return nil, fmt.Errorf("%s: reaction %q defined twice", loc(file, k.Line), id)
 		}
 		seen[id] = true
 		r, err := parseReaction(id, v)
 		if err != nil {
-			return nil, fmt.Errorf("%s:%d: reaction %q: %w", file, errLine(err, k.Line), id, err)
+			return nil, fmt.Errorf("%s: reaction %q: %w", loc(file, errLine(err, k.Line)), id, err)
 		}
 		out = append(out, r)
 	}

@@ -1,7 +1,8 @@
 // Package reactor is Salt's reactor: rules map event tags to reactor SLS
 // files; for each matching event the files are rendered (Jinja, then
-// YAML) with the event's tag and data as context, and the resulting
-// reactions start jobs (local.*) or fire events (runner.event.send).
+// YAML; or Salt's #!py on Starlark) with the event's tag and data as
+// context, and the resulting reactions start jobs (local.*) or fire
+// events (runner.event.send).
 //
 // Webhook events reach the reactor through Accept, which spools them to
 // disk before the sender is answered, so a deploy hook acknowledged with
@@ -24,6 +25,7 @@ import (
 
 	"github.com/brine-cm/brine/pkg/event"
 	"github.com/brine-cm/brine/pkg/jinja"
+	"github.com/brine-cm/brine/pkg/pyrender"
 	"github.com/brine-cm/brine/pkg/webhook"
 )
 
@@ -73,6 +75,12 @@ type Config struct {
 	// DeliveryRetention is how long reacted-to delivery ids are kept to
 	// refuse replays across restarts.
 	DeliveryRetention time.Duration
+	// Opts is the master's configuration as #!py reactors see it in
+	// __opts__, keys brine does not know included (Salt passes them
+	// through, and reactors keep their own settings there).
+	Opts map[string]any
+	// PyLimits bound each run of a #!py reactor file.
+	PyLimits pyrender.Limits
 }
 
 // Stats is a snapshot for metrics and `brinectl reactor status`.
@@ -124,6 +132,8 @@ type Reactor struct {
 	overflow     atomic.Uint64
 	lastOverflow atomic.Int64
 	sub          atomic.Pointer[event.Subscription]
+
+	py pyrender.Cache // compiled #!py reactor files
 }
 
 // New opens the spool and returns a Reactor; it starts nothing.
@@ -595,10 +605,12 @@ func (r *Reactor) render(file, tag string, data map[string]any) ([]reaction, err
 		case "jinja|yaml":
 		case "yaml":
 			useJinja = false
-		case "py", "pyobjects", "pydsl":
-			return nil, fmt.Errorf("%s: #!%s reactors are not supported; write the reaction in Jinja+YAML (see docs/reactor.md)", p, pipe)
+		case "py":
+			return r.renderPy(p, src, tag, data)
+		case "pyobjects", "pydsl":
+			return nil, fmt.Errorf("%s: #!%s reactors are not supported; write the reaction in Jinja+YAML or #!py (see docs/reactor.md)", p, pipe)
 		default:
-			return nil, fmt.Errorf("%s: renderer %q is not supported (want jinja|yaml or yaml)", p, pipe)
+			return nil, fmt.Errorf("%s: renderer %q is not supported (want jinja|yaml, yaml or py)", p, pipe)
 		}
 		text = "\n" + rest // keep line numbers
 	}

@@ -452,7 +452,10 @@ func TestReactionErrors(t *testing.T) {
 	tests := []struct {
 		name, sls, want string
 	}{
-		{"py renderer", "#!py\ndef run():\n    return {}\n", "#!py reactors are not supported"},
+		{"pyobjects renderer", "#!pyobjects\n", "#!pyobjects reactors are not supported"},
+		{"py refused import", "#!py\nimport os, subprocess\n", "r.sls:2: import os, subprocess: module subprocess is not available"},
+		{"py run returns a list", "#!py\ndef run():\n    return [1]\n", "must return a dict"},
+		{"py bad reaction", "#!py\ndef run():\n    return {'x': {'local.test.ping': [{'tgt': ''}]}}\n", `reaction "x": local.test.ping needs a non-empty tgt`},
 		{"unknown renderer", "#!mako|yaml\n", `renderer "mako|yaml" is not supported`},
 		{"not a mapping", "- a\n- b\n", "want a mapping of reaction ids"},
 		{"no function", "x: 3\n", `reaction "x": want exactly one function`},
