@@ -4,13 +4,14 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode/utf8"
 
-	"github.com/nikolalohinski/gonja/v2/nodes"
-	"github.com/nikolalohinski/gonja/v2/parser"
-	"github.com/nikolalohinski/gonja/v2/tokens"
+	"github.com/brine-cm/brine/internal/gonja/nodes"
+	"github.com/brine-cm/brine/internal/gonja/parser"
+	"github.com/brine-cm/brine/internal/gonja/tokens"
 )
 
 // parseError turns gonja's parse failure into an *Error with position.
@@ -71,6 +72,23 @@ var (
 // root cause's message.
 func runtimeError(name, source string, root *nodes.Template, err error) error {
 	line, col := 0, 0
+	var inner *Error
+	if findErr(err, &inner) && inner.Template != name {
+		// The failure is in a template this one imported or included:
+		// report it there, with this template as the next frame.
+		for e := err; e != nil && e != error(inner); e = unwrapOnce(e) {
+			if pe, ok := e.(*posError); ok {
+				line = pe.line
+				break
+			}
+			if m := atLine.FindStringSubmatch(ownMessage(e)); m != nil && line == 0 {
+				line, _ = strconv.Atoi(m[1])
+			}
+		}
+		out := *inner
+		out.Trace = append(slices.Clone(inner.Trace), Frame{Template: name, Line: line})
+		return &out
+	}
 	cause := err
 	for e := err; e != nil; e = unwrapOnce(e) {
 		switch x := e.(type) {

@@ -13,7 +13,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
-	"github.com/nikolalohinski/gonja/v2/exec"
+	"github.com/brine-cm/brine/internal/gonja/exec"
 )
 
 // saltFilters are Salt's additions to Jinja (salt.utils.jinja) and the

@@ -5,10 +5,10 @@ import (
 	"fmt"
 	"io"
 
-	"github.com/nikolalohinski/gonja/v2/exec"
-	"github.com/nikolalohinski/gonja/v2/nodes"
-	"github.com/nikolalohinski/gonja/v2/parser"
-	"github.com/nikolalohinski/gonja/v2/tokens"
+	"github.com/brine-cm/brine/internal/gonja/exec"
+	"github.com/brine-cm/brine/internal/gonja/nodes"
+	"github.com/brine-cm/brine/internal/gonja/parser"
+	"github.com/brine-cm/brine/internal/gonja/tokens"
 	"gopkg.in/yaml.v3"
 )
 
@@ -100,8 +100,15 @@ func (s *importStmt) Execute(r *exec.Renderer, _ *nodes.ControlStructureBlock) e
 	if fv.IsError() {
 		return fv
 	}
-	name := fv.String()
-	rd, err := r.Loader.Read(name)
+	name, err := r.Loader.Resolve(fv.String())
+	if err != nil {
+		return fmt.Errorf("import %q: %w", fv.String(), err)
+	}
+	ld, err := r.Loader.Inherit(name)
+	if err != nil {
+		return fmt.Errorf("import %q: %w", name, err)
+	}
+	rd, err := ld.Read(name)
 	if err != nil {
 		return fmt.Errorf("import %q: %w", name, err)
 	}
@@ -112,7 +119,7 @@ func (s *importStmt) Execute(r *exec.Renderer, _ *nodes.ControlStructureBlock) e
 	if line, col, ch, bad := badTagChar(string(src)); bad {
 		return newError(name, string(src), line, col, fmt.Sprintf("template syntax error: unexpected character %q in a tag", ch), nil)
 	}
-	tpl, err := exec.NewTemplate(name, r.Config, r.Loader, r.Environment)
+	tpl, err := exec.NewTemplate(name, r.Config, ld, r.Environment)
 	if err != nil {
 		return parseError(name, string(src), err)
 	}
@@ -124,7 +131,7 @@ func (s *importStmt) Execute(r *exec.Renderer, _ *nodes.ControlStructureBlock) e
 		ControlStructures: r.Environment.ControlStructures,
 		Methods:           r.Environment.Methods,
 	}
-	sub := exec.NewRenderer(env, &out, r.Config, r.Loader, tpl)
+	sub := exec.NewRenderer(env, &out, r.Config, ld, tpl)
 	if err := sub.Execute(); err != nil {
 		return runtimeError(name, string(src), tpl.Root(), err)
 	}

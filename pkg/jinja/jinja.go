@@ -12,15 +12,15 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/nikolalohinski/gonja/v2/builtins"
-	controlStructures "github.com/nikolalohinski/gonja/v2/builtins/control_structures"
-	"github.com/nikolalohinski/gonja/v2/config"
-	"github.com/nikolalohinski/gonja/v2/exec"
-	"github.com/nikolalohinski/gonja/v2/loaders"
-	"github.com/nikolalohinski/gonja/v2/logging"
-	"github.com/nikolalohinski/gonja/v2/nodes"
-	"github.com/nikolalohinski/gonja/v2/parser"
-	"github.com/nikolalohinski/gonja/v2/tokens"
+	"github.com/brine-cm/brine/internal/gonja/builtins"
+	controlStructures "github.com/brine-cm/brine/internal/gonja/builtins/control_structures"
+	"github.com/brine-cm/brine/internal/gonja/config"
+	"github.com/brine-cm/brine/internal/gonja/exec"
+	"github.com/brine-cm/brine/internal/gonja/loaders"
+	"github.com/brine-cm/brine/internal/gonja/logging"
+	"github.com/brine-cm/brine/internal/gonja/nodes"
+	"github.com/brine-cm/brine/internal/gonja/parser"
+	"github.com/brine-cm/brine/internal/gonja/tokens"
 )
 
 // Func is a Go function callable from templates with Python-style
@@ -87,6 +87,7 @@ func newEnvironment() *exec.Environment {
 			Dict:  dictMethods,
 			List:  listMethods,
 		},
+		Hooks: pyHooks{},
 	}
 }
 
@@ -113,8 +114,22 @@ func Render(name, source string, vars map[string]any) (string, error) {
 // {% import %} or {% from ... import %}.
 type Loader func(name string) (string, error)
 
-// RenderWith is Render with a Loader for include/import.
-func RenderWith(name, source string, vars map[string]any, load Loader) (out string, err error) {
+// RenderWith is Render with a Loader for include/import. The Loader gets
+// names as written in the template.
+func RenderWith(name, source string, vars map[string]any, load Loader) (string, error) {
+	var res Resolver
+	if load != nil {
+		res = func(_, n string) (string, string, error) {
+			src, err := load(n)
+			return n, src, err
+		}
+	}
+	return RenderOptions(name, source, vars, Options{Resolve: res})
+}
+
+// RenderOptions renders source, named name, with vars as both the context
+// and the globals (as Salt does), under opts.
+func RenderOptions(name, source string, vars map[string]any, opts Options) (out string, err error) {
 	if len(source) > maxSource {
 		return "", fmt.Errorf("template %s: %d bytes is larger than the %d byte limit", name, len(source), maxSource)
 	}
@@ -130,18 +145,25 @@ func RenderWith(name, source string, vars map[string]any, load Loader) (out stri
 		return "", newError(name, source, line, col, fmt.Sprintf("template syntax error: unexpected character %q in a tag", ch), nil)
 	}
 	cfg := newConfig()
-	ld := &loader{root: name, source: source, load: load}
-	tpl, err := exec.NewTemplate(name, cfg, ld, environment)
+	cfg.TrimBlocks = opts.TrimBlocks
+	cfg.LeftStripBlocks = opts.LstripBlocks
+	ld := &loader{from: name, shared: &loaderShared{root: name, source: source, resolve: opts.Resolve, sources: map[string]string{}}}
+	// Salt puts the context in the environment's globals too: a template
+	// imported without context still sees grains, pillar and salt.
+	globals := environment.Context.Inherit()
+	for k, v := range vars {
+		globals.Set(k, copyIn(k, v))
+	}
+	env := *environment
+	env.Context = globals
+	env.Globals = globals
+	tpl, err := exec.NewTemplate(name, cfg, ld, &env)
 	if err != nil {
 		return "", parseError(name, source, err)
 	}
 
-	ctx := exec.NewContext(map[string]any{})
-	for k, v := range vars {
-		ctx.Set(k, copyIn(k, v))
-	}
 	var buf bytes.Buffer
-	if err := tpl.Execute(&buf, ctx); err != nil {
+	if err := tpl.Execute(&buf, exec.EmptyContext()); err != nil {
 		return "", runtimeError(name, source, tpl.Root(), err)
 	}
 	out = buf.String()
@@ -157,6 +179,21 @@ func RenderWith(name, source string, vars map[string]any, load Loader) (out stri
 func copyIn(name string, v any) any {
 	if f, ok := v.(Func); ok {
 		return wrapFunc(name, f)
+	}
+	if m, ok := v.(ordered); ok {
+		d := &exec.Dict{}
+		for _, k := range m.Keys() {
+			item, _ := m.Get(k)
+			d.Pairs = append(d.Pairs, &exec.Pair{Key: exec.AsValue(k), Value: exec.AsValue(copyIn(k, item))})
+		}
+		return d
+	}
+	if l, ok := v.([]any); ok {
+		out := make(List, len(l))
+		for i, item := range l {
+			out[i] = copyIn(name, item)
+		}
+		return &out
 	}
 	if m, ok := v.(map[string]any); ok {
 		d := &exec.Dict{}
@@ -241,30 +278,55 @@ type raised struct{ msg string }
 
 func (r *raised) Error() string { return r.msg }
 
-// loader serves the template itself under its own name and defers any
-// other name to the caller's Loader.
+// loader serves the template itself under its own name and asks the
+// caller's Resolver for any other, on behalf of the template `from`.
 type loader struct {
+	from   string
+	shared *loaderShared
+}
+
+type loaderShared struct {
 	root, source string
-	load         Loader
+	resolve      Resolver
+	sources      map[string]string // canonical name -> source
 }
 
 func (l *loader) Read(name string) (io.Reader, error) {
-	if name == l.root {
-		return strings.NewReader(l.source), nil
+	if name == l.shared.root {
+		return strings.NewReader(l.shared.source), nil
 	}
-	if l.load == nil {
-		return nil, fmt.Errorf("cannot load %q: include/import is not available here", name)
+	if src, ok := l.shared.sources[name]; ok {
+		return strings.NewReader(src), nil
 	}
-	src, err := l.load(name)
+	canon, err := l.Resolve(name)
 	if err != nil {
 		return nil, err
 	}
-	return strings.NewReader(src), nil
+	return strings.NewReader(l.shared.sources[canon]), nil
 }
 
-func (l *loader) Resolve(name string) (string, error) { return name, nil }
+// Resolve loads name as imported by l.from and returns its canonical name.
+func (l *loader) Resolve(name string) (string, error) {
+	if name == l.shared.root {
+		return name, nil
+	}
+	if l.shared.resolve == nil {
+		return "", fmt.Errorf("cannot load %q: include/import is not available here", name)
+	}
+	canon, src, err := l.shared.resolve(l.from, name)
+	if err != nil {
+		return "", err
+	}
+	if canon == "" {
+		canon = name
+	}
+	l.shared.sources[canon] = src
+	return canon, nil
+}
 
-func (l *loader) Inherit(from string) (loaders.Loader, error) { return l, nil }
+func (l *loader) Inherit(from string) (loaders.Loader, error) {
+	return &loader{from: from, shared: l.shared}, nil
+}
 
 // positionedParser wraps a control structure so that a failure inside it
 // carries its position, and so that values bound by {% set %} join the
@@ -402,6 +464,15 @@ type Error struct {
 	Message  string
 	Source   string // the offending line
 	Err      error  // the underlying cause, when one is known
+	// Trace lists the templates that imported or included Template, the
+	// nearest first.
+	Trace []Frame
+}
+
+// Frame is one template in the chain that led to an error.
+type Frame struct {
+	Template string
+	Line     int
 }
 
 func (e *Error) Error() string {
@@ -420,6 +491,12 @@ func (e *Error) Error() string {
 		if e.Column > 0 {
 			pad := len(fmt.Sprint(e.Line)) + 3 + 4
 			fmt.Fprintf(&b, "\n%s%s^", strings.Repeat(" ", pad), caretPad(e.Source, e.Column))
+		}
+	}
+	for _, f := range e.Trace {
+		fmt.Fprintf(&b, "\n    imported or included by %s", f.Template)
+		if f.Line > 0 {
+			fmt.Fprintf(&b, ":%d", f.Line)
 		}
 	}
 	return b.String()

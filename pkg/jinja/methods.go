@@ -6,7 +6,7 @@ import (
 	"reflect"
 	"slices"
 
-	"github.com/nikolalohinski/gonja/v2/exec"
+	"github.com/brine-cm/brine/internal/gonja/exec"
 )
 
 // gonja hands dict and list methods a copy of the receiver, so update()

@@ -8,7 +8,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/nikolalohinski/gonja/v2/exec"
+	"github.com/brine-cm/brine/internal/gonja/exec"
 )
 
 // List is how every list lives inside a template. gonja keeps plain Go
@@ -107,6 +107,13 @@ func (n *normaliser) norm(v any) any {
 			l[i] = n.norm(item)
 		}
 		return &l
+	case ordered:
+		d := &exec.Dict{}
+		for _, k := range x.Keys() {
+			item, _ := x.Get(k)
+			d.Pairs = append(d.Pairs, &exec.Pair{Key: exec.AsValue(k), Value: exec.AsValue(n.norm(item))})
+		}
+		return d
 	case map[string]any:
 		keys := make([]string, 0, len(x))
 		for k := range x {
