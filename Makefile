@@ -4,7 +4,7 @@ PROTOC_GEN_GO_VERSION := v1.36.12
 PROTOC_GEN_GO_GRPC_VERSION := v1.6.2
 GOBIN_TOOLS := $(CURDIR)/.tools
 
-.PHONY: build proto test demo demo-fleet clean package
+.PHONY: build proto test demo demo-fleet clean package bench
 
 build:
 	CGO_ENABLED=0 $(GO) build -o $(BIN)/brine-master ./cmd/master
@@ -20,6 +20,14 @@ proto:
 test: build
 	$(GO) vet ./...
 	$(GO) test -race -timeout 25m ./...
+
+# Load generator against a real master (docs/BENCHMARKS.md). Not a test:
+# it prints figures and fails only when something is not counted.
+BENCH_MINIONS ?= 1000
+BENCH_FLAGS ?=
+bench: build
+	$(GO) build -o $(BIN)/brine-bench ./cmd/brine-bench
+	./$(BIN)/brine-bench -minions $(BENCH_MINIONS) $(BENCH_FLAGS)
 
 demo: build
 	./scripts/demo.sh
