@@ -17,6 +17,7 @@ import (
 	"strings"
 
 	"github.com/brine-cm/brine/pkg/jinja"
+	"github.com/brine-cm/brine/pkg/pyrender"
 )
 
 // Matcher decides whether a top-file target matches a minion. The master
@@ -207,6 +208,9 @@ func renderSource(file string, src []byte, vars map[string]any, load jinja.Loade
 	if len(pipeline) == 0 {
 		return nil, fmt.Errorf("%s: empty renderer line", file)
 	}
+	if len(pipeline) == 1 && pipeline[0] == "py" {
+		return renderPy(file, src, vars)
+	}
 	for i, r := range pipeline {
 		switch r {
 		case "jinja":
@@ -228,4 +232,44 @@ func renderSource(file string, src []byte, vars map[string]any, load jinja.Loade
 		}
 	}
 	return nil, fmt.Errorf("%s: renderer pipeline %q does not end in yaml", file, strings.Join(pipeline, "|"))
+}
+
+// renderPy runs Salt's #!py renderer (pkg/pyrender, on Starlark) with the
+// same context a Jinja template gets, and returns run()'s dict as the
+// YAML renderer would have decoded it, so the compiler cannot tell them
+// apart.
+func renderPy(file string, src []byte, vars map[string]any) (any, error) {
+	asMap := func(v any) map[string]any {
+		m, _ := plain(v).(map[string]any)
+		return m
+	}
+	salt, _ := vars["salt"].(map[string]any)
+	env, _ := vars["saltenv"].(string)
+	sls, _ := vars["sls"].(string)
+	out, err := pyrender.Run(context.Background(), file, src, pyrender.Globals{
+		Salt: salt, Grains: asMap(vars["grains"]), Pillar: asMap(vars["pillar"]), Opts: asMap(vars["opts"]),
+		Saltenv: env, SLS: sls,
+	}, pyrender.Limits{})
+	if err != nil {
+		return nil, err
+	}
+	return fromPy(out), nil
+}
+
+func fromPy(v any) any {
+	switch x := v.(type) {
+	case *pyrender.Dict:
+		m := newOmap()
+		for _, k := range x.Keys {
+			m.set(k, fromPy(x.Vals[k]), pos{})
+		}
+		return m
+	case []any:
+		out := make([]any, len(x))
+		for i, e := range x {
+			out[i] = fromPy(e)
+		}
+		return out
+	}
+	return v
 }
