@@ -79,9 +79,9 @@ func (m *Master) serveMinion(stream pb.MinionLink_ConnectServer) error {
 	pub := ed25519.PublicKey(hello.GetPublicKey())
 	_ = exporter
 
-	st, err := m.keys.Admit(ctx, id, pub, m.cfg.AutoAccept || m.tokenOK(hello.GetAutosignToken()))
+	st, err := m.admit(ctx, id, pub, m.cfg.AutoAccept || m.tokenOK(hello.GetAutosignToken()))
 	if err != nil {
-		return status.Errorf(codes.Internal, "key store: %v", err)
+		return err
 	}
 	m.publish("minion/"+id+"/auth", map[string]any{"id": id, "act": string(st), "pub_finger": pki.Fingerprint(pub)})
 	c := &conn{
@@ -97,11 +97,18 @@ func (m *Master) serveMinion(stream pb.MinionLink_ConnectServer) error {
 		if st == pki.Denied {
 			m.publish("key/"+id+"/denied", map[string]any{"id": id, "pub_finger": pki.Fingerprint(pub)})
 		}
+		m.refuse(ctx, "key_"+string(st), id, "key "+string(st))
 		stream.Send(&pb.MasterMessage{Msg: &pb.MasterMessage_Welcome{Welcome: &pb.Welcome{KeyState: string(st), Message: "key " + string(st)}}})
 		return status.Errorf(codes.PermissionDenied, "minion %s: key %s", id, st)
 	case pki.Pending:
 		return m.waitAccepted(ctx, stream, c)
 	case pki.Accepted:
+		// Only now may this connection send more than a handshake's worth.
+		if p, ok := peer.FromContext(ctx); ok {
+			if g, ok := p.AuthInfo.(pki.GatedAuthInfo); ok {
+				g.Gate.Open()
+			}
+		}
 	default:
 		return status.Errorf(codes.Internal, "minion %s: unknown key state %q", id, st)
 	}
@@ -115,8 +122,13 @@ func (m *Master) handshake(ctx context.Context, stream pb.MinionLink_ConnectServ
 	if !ok {
 		return nil, nil, status.Error(codes.Unauthenticated, "no peer")
 	}
-	ti, ok := p.AuthInfo.(credentials.TLSInfo)
-	if !ok {
+	var ti credentials.TLSInfo
+	switch ai := p.AuthInfo.(type) {
+	case credentials.TLSInfo:
+		ti = ai
+	case pki.GatedAuthInfo:
+		ti = ai.TLSInfo
+	default:
 		return nil, nil, status.Error(codes.Unauthenticated, "not a TLS connection")
 	}
 	exporter, err := pki.Exporter(&ti.State)
@@ -143,9 +155,11 @@ func (m *Master) handshake(ctx context.Context, stream pb.MinionLink_ConnectServ
 	}
 	hello := msg.GetHello()
 	if hello == nil {
-		return nil, nil, status.Error(codes.InvalidArgument, "first message must be hello")
+		m.refuse(ctx, "no_hello", "", fmt.Sprintf("%T before authenticating", msg.GetMsg()))
+		return nil, nil, status.Error(codes.Unauthenticated, "first message must be hello: nothing is accepted before a minion authenticates")
 	}
 	if err := pki.ValidateID(hello.GetId()); err != nil {
+		m.refuse(ctx, "bad_id", "", err.Error())
 		return nil, nil, status.Errorf(codes.InvalidArgument, "%v", err)
 	}
 	if len(hello.GetPublicKey()) != ed25519.PublicKeySize {
@@ -164,6 +178,7 @@ func (m *Master) handshake(ctx context.Context, stream pb.MinionLink_ConnectServ
 	}
 	proof := msg.GetProof()
 	if proof == nil || !pki.VerifyProof(hello.GetPublicKey(), hello.GetId(), nonce, exporter, proof.GetSignature()) {
+		m.refuse(ctx, "bad_proof", hello.GetId(), "no valid proof of key possession")
 		return nil, nil, status.Errorf(codes.Unauthenticated, "minion %s: bad proof of key possession", hello.GetId())
 	}
 	return hello, exporter, nil
@@ -190,15 +205,17 @@ func (m *Master) waitAccepted(ctx context.Context, stream pb.MinionLink_ConnectS
 	if err := stream.Send(&pb.MasterMessage{Msg: &pb.MasterMessage_Welcome{Welcome: &pb.Welcome{KeyState: string(pki.Pending), Message: "key pending acceptance"}}}); err != nil {
 		return err
 	}
-	// Drain (and ignore) anything a pending minion sends, and notice it leaving.
+	// A pending minion may send nothing: brine's own minion does not, so
+	// anything that arrives is someone probing what an unreviewed key can
+	// do. The stream ends; the key stays pending for the operator.
 	gone := make(chan error, 1)
 	go func() {
-		for {
-			if _, err := stream.Recv(); err != nil {
-				gone <- err
-				return
-			}
+		msg, err := stream.Recv()
+		if err == nil {
+			m.refuse(ctx, "pending_sent", c.id, fmt.Sprintf("%T while the key is pending", msg.GetMsg()))
+			err = status.Errorf(codes.PermissionDenied, "minion %s: key pending: nothing is accepted until an operator accepts it", c.id)
 		}
+		gone <- err
 	}()
 	select {
 	case <-c.accepted:
@@ -304,10 +321,14 @@ func (m *Master) handleMinionMessage(c *conn, msg *pb.MinionMessage) {
 	case *pb.MinionMessage_Event:
 		tag := x.Event.GetTag()
 		if tag == "" || reserved(tag) {
-			m.log.Warn("minion event refused: reserved tag", "id", c.id, "tag", tag)
+			m.refuse(c.ctx, "reserved_tag", c.id, fmt.Sprintf("event tag %q is reserved for the master", tag))
 			return
 		}
 		data := wire.Map(x.Event.GetData())
+		if claimed, ok := data["id"]; ok && claimed != c.id {
+			m.refuse(c.ctx, "forged_id", c.id, fmt.Sprintf("event %q claims id %v", tag, claimed))
+			return
+		}
 		data["id"] = c.id // who sent it is the authenticated id, not a claim
 		m.publish(tag, data)
 	case *pb.MinionMessage_Mine:
@@ -424,4 +445,100 @@ func (m *Master) loadGrainsCache() map[string]map[string]any {
 		}
 	}
 	return out
+}
+
+// admit records a connecting minion's key, refusing a new id once
+// max_pending_keys keys wait for review: every pending key is a file and
+// an entry an operator must read, so an unauthenticated flood of fresh
+// keys would otherwise fill both.
+func (m *Master) admit(ctx context.Context, id string, pub ed25519.PublicKey, autoAccept bool) (pki.KeyState, error) {
+	known, err := m.keys.Lookup(ctx, id)
+	if err != nil {
+		return "", status.Errorf(codes.Internal, "key store: %v", err)
+	}
+	if len(known) > 0 || autoAccept {
+		st, err := m.keys.Admit(ctx, id, pub, autoAccept)
+		if err != nil {
+			return "", status.Errorf(codes.Internal, "key store: %v", err)
+		}
+		return st, nil
+	}
+	limit := m.cfg.MaxPendingKeys
+	if limit <= 0 {
+		limit = defaultMaxPendingKeys
+	}
+	m.admitMu.Lock()
+	defer m.admitMu.Unlock()
+	n, err := m.countKeys(ctx, pki.Pending)
+	if err != nil {
+		return "", status.Errorf(codes.Internal, "key store: %v", err)
+	}
+	if n >= limit {
+		m.refuse(ctx, "pending_cap", id, fmt.Sprintf("%d keys already pending (max_pending_keys)", n))
+		return "", status.Errorf(codes.ResourceExhausted, "minion %s: %d keys already wait for review (max_pending_keys); key not recorded", id, n)
+	}
+	st, err := m.keys.Admit(ctx, id, pub, false)
+	if err != nil {
+		return "", status.Errorf(codes.Internal, "key store: %v", err)
+	}
+	return st, nil
+}
+
+const defaultMaxPendingKeys = 1000
+
+// keyCounter is the cheap count a key store may offer (FileKeyStore does).
+type keyCounter interface {
+	Count(ctx context.Context, st pki.KeyState) (int, error)
+}
+
+func (m *Master) countKeys(ctx context.Context, st pki.KeyState) (int, error) {
+	if kc, ok := m.keys.(keyCounter); ok {
+		return kc.Count(ctx, st)
+	}
+	keys, err := m.keys.List(ctx)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, k := range keys {
+		if k.State == st {
+			n++
+		}
+	}
+	return n, nil
+}
+
+// auditPerSecond bounds audit events per reason: a flood is counted in
+// full by the metric, but must not become a flood on the bus as well.
+const auditPerSecond = 20
+
+// auditLimiter allows auditPerSecond events per reason per second.
+type auditLimiter struct {
+	mu     sync.Mutex
+	second int64
+	n      map[string]int
+}
+
+func (a *auditLimiter) allow(reason string) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	now := time.Now().Unix()
+	if now != a.second || a.n == nil {
+		a.second, a.n = now, map[string]int{}
+	}
+	a.n[reason]++
+	return a.n[reason] <= auditPerSecond
+}
+
+// refuse records something the minion port turned away: a log line, the
+// brine_minion_refused_total counter and an audit event on
+// brine/audit/minion/<reason> (a reserved prefix, so no minion can fake
+// one). id is the authenticated id when there is one, else the claim.
+func (m *Master) refuse(ctx context.Context, reason, id, detail string) {
+	m.metrics.refused.WithLabelValues(reason).Inc()
+	peerA := peerAddr(ctx)
+	m.log.Warn("minion port refused", "reason", reason, "id", id, "peer", peerA, "detail", detail)
+	if m.audit.allow(reason) {
+		m.publish("brine/audit/minion/"+reason, map[string]any{"reason": reason, "id": id, "peer": peerA, "detail": detail})
+	}
 }

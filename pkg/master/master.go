@@ -24,8 +24,10 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/status"
 
 	"github.com/brine-cm/brine/pkg/config"
 	"github.com/brine-cm/brine/pkg/event"
@@ -42,6 +44,16 @@ import (
 // Version is reported by test.version and in Hello.
 const Version = "0.1.0"
 
+// What an unauthenticated connection on the minion port may cost: a TLS
+// handshake must finish in tlsHandshakeTimeout, and until a minion on it
+// is accepted it may send preAuthBurst bytes, refilled at
+// preAuthPerSecond (a pending minion's keepalives).
+const (
+	tlsHandshakeTimeout = 10 * time.Second
+	preAuthBurst        = 1 << 20
+	preAuthPerSecond    = 1 << 10
+)
+
 // Master is one running brine-master.
 type Master struct {
 	cfg  config.Master
@@ -54,6 +66,10 @@ type Master struct {
 	cert tls.Certificate
 
 	autosignToken []byte
+
+	// admitMu makes the pending-key count and the admit of a new id one step.
+	admitMu sync.Mutex
+	audit   auditLimiter
 
 	mu       sync.Mutex
 	conns    map[string]*conn // accepted, live streams
@@ -207,7 +223,22 @@ func (m *Master) Start(ctx context.Context) error {
 	// saves 32 KiB per TLS connection; windows stay large enough for
 	// typical returns.
 	m.minionSrv = grpc.NewServer(
-		grpc.Creds(credentials.NewTLS(tlsCfg)),
+		// Until a minion on it is accepted a connection may send a
+		// handshake's worth of bytes, not a 64 MiB message.
+		grpc.Creds(&pki.GatedCreds{TransportCredentials: credentials.NewTLS(tlsCfg), Burst: preAuthBurst, PerSecond: preAuthPerSecond,
+			OnExceeded: func() {
+				m.refuse(context.Background(), "preauth_budget", "", "connection sent too much before authenticating")
+			}}),
+		grpc.ConnectionTimeout(tlsHandshakeTimeout),
+		// A minion uses one stream per connection.
+		grpc.MaxConcurrentStreams(4),
+		// The Control service lives on the unix socket only; asking for it
+		// (or anything else) here is an attempt at an operator action.
+		grpc.UnknownServiceHandler(func(_ any, ss grpc.ServerStream) error {
+			method, _ := grpc.MethodFromServerStream(ss)
+			m.refuse(ss.Context(), "wrong_service", "", method+" is not served on the minion port")
+			return status.Errorf(codes.PermissionDenied, "%s is not served on the minion port", method)
+		}),
 		grpc.ReadBufferSize(0),
 		grpc.WriteBufferSize(16*1024),
 		grpc.MaxRecvMsgSize(64<<20),

@@ -21,6 +21,10 @@ type metrics struct {
 	webhook      *prometheus.CounterVec
 	renderSecs   prometheus.Histogram
 	applySecs    prometheus.Histogram
+	// refused counts what the minion port turned away, by reason (see
+	// refuse in link.go): the figure an operator alerts on when a minion
+	// misbehaves or the port is flooded.
+	refused *prometheus.CounterVec
 }
 
 func newMetrics() *metrics {
@@ -35,9 +39,10 @@ func newMetrics() *metrics {
 		webhook:      prometheus.NewCounterVec(prometheus.CounterOpts{Name: "brine_webhook_requests_total", Help: "Webhook requests by result."}, []string{"result"}),
 		renderSecs:   prometheus.NewHistogram(prometheus.HistogramOpts{Name: "brine_state_render_seconds", Help: "Time to render and compile states for one minion."}),
 		applySecs:    prometheus.NewHistogram(prometheus.HistogramOpts{Name: "brine_state_apply_seconds", Help: "Time a minion reported for applying states."}),
+		refused:      prometheus.NewCounterVec(prometheus.CounterOpts{Name: "brine_minion_refused_total", Help: "Connections and messages the minion port refused, by reason."}, []string{"reason"}),
 	}
 	mt.reg.MustRegister(mt.jobsStarted, mt.jobsFinished, mt.jobsTimedOut, mt.returns, mt.events, mt.eventsDrop,
-		mt.webhook, mt.renderSecs, mt.applySecs,
+		mt.webhook, mt.renderSecs, mt.applySecs, mt.refused,
 		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	return mt
 }

@@ -288,13 +288,20 @@ func (m *Master) PublishAsync(ctx context.Context, tgt, tgtType, fun string, arg
 // handleReturn accepts a return only for a job this minion was sent: a
 // minion cannot forge returns for other minions or other jobs.
 func (m *Master) handleReturn(c *conn, r *pb.Return) {
+	ack := func() { c.enqueue(&pb.MasterMessage{Msg: &pb.MasterMessage_Ack{Ack: &pb.ReturnAck{Jid: r.GetJid()}}}) }
+	if r.GetId() != "" && r.GetId() != c.id {
+		// Refused for good (and acknowledged, so it is not offered again);
+		// the job stays outstanding for this minion's genuine return.
+		m.refuse(c.ctx, "forged_id", c.id, fmt.Sprintf("return for job %s claims id %q", r.GetJid(), r.GetId()))
+		ack()
+		return
+	}
 	c.mu.Lock()
 	_, ok := c.outstanding[r.GetJid()]
 	delete(c.outstanding, r.GetJid())
 	c.mu.Unlock()
-	ack := func() { c.enqueue(&pb.MasterMessage{Msg: &pb.MasterMessage_Ack{Ack: &pb.ReturnAck{Jid: r.GetJid()}}}) }
 	if !ok {
-		targeted, err := m.wasTargeted(r.GetJid(), c.id)
+		targeted, already, err := m.wasTargeted(r.GetJid(), c.id)
 		if err != nil {
 			// The job cache cannot say (a cluster without quorum): leave
 			// the return unacknowledged so the minion offers it again.
@@ -304,7 +311,11 @@ func (m *Master) handleReturn(c *conn, r *pb.Return) {
 		if !targeted {
 			// A duplicate or foreign return is settled too: acknowledge
 			// it so the minion stops resending it.
-			m.log.Warn("return for a job this minion was not sent, or already recorded", "id", c.id, "jid", r.GetJid())
+			if already {
+				m.refuse(c.ctx, "duplicate_return", c.id, "return for job "+r.GetJid()+" already recorded")
+			} else {
+				m.refuse(c.ctx, "unsolicited_return", c.id, "return for job "+r.GetJid()+", which was not sent to this minion")
+			}
 			ack()
 			return
 		}
@@ -344,19 +355,20 @@ func (m *Master) recordReturn(id string, r *pb.Return) {
 
 // wasTargeted covers returns a minion finished while disconnected and sends
 // after reconnecting (a new stream, so no outstanding entry): the job cache
-// says whether the job was meant for it and whether it already returned.
-func (m *Master) wasTargeted(jid, id string) (bool, error) {
+// says whether the job was meant for it and whether it already returned
+// (already: a return from id is recorded).
+func (m *Master) wasTargeted(jid, id string) (targeted, already bool, err error) {
 	j, rets, err := m.jobs.Get(context.Background(), jid)
 	if errors.Is(err, job.ErrNotFound) || errors.Is(err, job.ErrInvalidJID) {
-		return false, nil
+		return false, false, nil
 	}
 	if err != nil {
-		return false, err
+		return false, false, err
 	}
 	for _, r := range rets {
 		if r.MinionID == id {
-			return false, nil
+			return false, true, nil
 		}
 	}
-	return slices.Contains(j.Minions, id), nil
+	return slices.Contains(j.Minions, id), false, nil
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"sync"
 	"time"
 
 	"google.golang.org/protobuf/types/known/structpb"
@@ -13,6 +14,40 @@ import (
 	"github.com/brine-cm/brine/pkg/wire"
 	pb "github.com/brine-cm/brine/proto/brinev1"
 )
+
+// maxSeenJobs bounds the jids a minion remembers; at Salt's pace (a few
+// jobs a minute) that is days of history.
+const maxSeenJobs = 4096
+
+// jidSet is a bounded set of jids, oldest forgotten first.
+type jidSet struct {
+	mu    sync.Mutex
+	set   map[string]struct{}
+	order []string
+}
+
+// add records jid and reports whether it was new. An empty jid is never
+// new: a job without one cannot be returned, let alone deduplicated.
+func (s *jidSet) add(jid string) bool {
+	if jid == "" {
+		return false
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.set == nil {
+		s.set = map[string]struct{}{}
+	}
+	if _, ok := s.set[jid]; ok {
+		return false
+	}
+	if len(s.order) >= maxSeenJobs {
+		delete(s.set, s.order[0])
+		s.order = s.order[1:]
+	}
+	s.set[jid] = struct{}{}
+	s.order = append(s.order, jid)
+	return true
+}
 
 // jobFailure lets a function report a return value together with failure
 // (a state run with a failed state returns its results and retcode 2).

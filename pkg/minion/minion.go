@@ -67,6 +67,10 @@ type Minion struct {
 	// a delivery.
 	unacked map[string]*pb.MinionMessage
 
+	// seen holds the jids this process has run: a job offered again (after
+	// a reconnect, or by a second master of a cluster) runs once.
+	seen jidSet
+
 	connected atomic.Bool
 	// State of the key as the master last said (for tests and logs).
 	keyState atomic.Value
@@ -397,6 +401,10 @@ func (m *Minion) serve(ctx context.Context, stream pb.MinionLink_ConnectClient, 
 			}
 			switch x := msg.Msg.(type) {
 			case *pb.MasterMessage_Job:
+				if !m.seen.add(x.Job.GetJid()) {
+					m.log.Warn("job not run: its jid was already received", "jid", x.Job.GetJid(), "fun", x.Job.GetFun())
+					continue
+				}
 				go m.runJob(ctx, x.Job)
 			case *pb.MasterMessage_CallReply:
 				m.mu.Lock()

@@ -478,3 +478,23 @@ func (s *FileKeyStore) List(ctx context.Context) ([]Key, error) {
 	}
 	return keys, nil
 }
+
+// Count is how many keys are in state st, without reading them: the
+// master checks it on every new id to cap the pending list.
+func (s *FileKeyStore) Count(ctx context.Context, st KeyState) (int, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	dir := filepath.Join(s.dir, ksDir(st))
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return 0, fmt.Errorf("key store %s: %w", dir, err)
+	}
+	n := 0
+	for _, e := range ents {
+		if e.Type().IsRegular() && ksValidateID(e.Name()) == nil {
+			n++
+		}
+	}
+	return n, nil
+}

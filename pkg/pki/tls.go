@@ -12,6 +12,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"io"
 	"math/big"
 	"os"
 	"path/filepath"
@@ -22,8 +23,12 @@ import (
 // LoadOrCreateEd25519 reads an Ed25519 private key (PKCS#8 PEM) from path,
 // creating it with mode 0600 on first use. Minions keep their identity key
 // here; the master keeps its TLS key here.
+//
+// An existing key that group or others may access is refused, as ssh
+// refuses an unprotected private key: a key someone else could have read
+// is no longer proof of identity, and carrying on would hide that.
 func LoadOrCreateEd25519(path string) (ed25519.PrivateKey, error) {
-	b, err := os.ReadFile(path)
+	b, err := readPrivate(path)
 	if err == nil {
 		blk, _ := pem.Decode(b)
 		if blk == nil {
@@ -40,7 +45,7 @@ func LoadOrCreateEd25519(path string) (ed25519.PrivateKey, error) {
 		return priv, nil
 	}
 	if !errors.Is(err, os.ErrNotExist) {
-		return nil, fmt.Errorf("key %s: %w", path, err)
+		return nil, err
 	}
 	_, priv, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
@@ -54,6 +59,39 @@ func LoadOrCreateEd25519(path string) (ed25519.PrivateKey, error) {
 		return nil, fmt.Errorf("key %s: %w", path, err)
 	}
 	return priv, nil
+}
+
+// ErrKeyExposed marks a private key file whose mode lets group or others
+// in.
+var ErrKeyExposed = errors.New("private key is accessible by group or others")
+
+// readPrivate reads a private key file after checking its mode on the open
+// file (no window between the check and the read).
+func readPrivate(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("key %s: %w", path, err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("key %s: %w", path, err)
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("key %s: not a regular file", path)
+	}
+	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
+		return nil, fmt.Errorf("key %s: mode %04o: %w; run: chmod 600 %s", path, perm, ErrKeyExposed, path)
+	}
+	const maxKey = 64 << 10
+	if fi.Size() > maxKey {
+		return nil, fmt.Errorf("key %s: %d bytes is too large for a private key", path, fi.Size())
+	}
+	b := make([]byte, fi.Size())
+	if _, err := io.ReadFull(f, b); err != nil {
+		return nil, fmt.Errorf("key %s: %w", path, err)
+	}
+	return b, nil
 }
 
 // LoadOrCreateMasterCert returns the master's TLS certificate, making a
@@ -91,7 +129,7 @@ func LoadOrCreateMasterCert(dir string) (tls.Certificate, error) {
 	} else if err != nil {
 		return tls.Certificate{}, fmt.Errorf("master certificate %s: %w", certPath, err)
 	}
-	keyPEM, err := os.ReadFile(keyPath)
+	keyPEM, err := readPrivate(keyPath)
 	if err != nil {
 		return tls.Certificate{}, err
 	}
