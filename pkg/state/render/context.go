@@ -146,9 +146,7 @@ func (rc *renderCtx) loader(dir string) jinja.Loader {
 func (rc *renderCtx) saltFuncs() map[string]any {
 	return map[string]any{
 		"mine.get": jinja.Func(rc.mineGet),
-		"pillar.get": jinja.Func(func(a []any, kw map[string]any) (any, error) {
-			return traverseCall("pillar.get", rc.pillar, a, kw)
-		}),
+		"pillar.get": jinja.Func(rc.pillarGet),
 		"grains.get": jinja.Func(func(a []any, kw map[string]any) (any, error) {
 			return traverseCall("grains.get", rc.minion.Grains, a, kw)
 		}),
@@ -211,11 +209,42 @@ func (rc *renderCtx) configGet(args []any, kwargs map[string]any) (any, error) {
 		sources = append(sources, master)
 	}
 	for _, src := range sources {
-		if v, ok := traverse(src, key, delim); ok && v != nil {
+		if v, ok := traverse(src, key, delim); ok {
 			return outValue(v), nil
 		}
 	}
 	return def, nil
+}
+
+// pillarGet is Salt's pillar.get(key, default='', merge=False,
+// delimiter=':'): with merge=True a dict default is the base the pillar's
+// dict is merged over (a list default is extended by the pillar's list),
+// which is how formulas layer pillar over their defaults.
+func (rc *renderCtx) pillarGet(args []any, kwargs map[string]any) (any, error) {
+	key, def, delim, err := getArgs("pillar.get", args, kwargs)
+	if err != nil {
+		return nil, err
+	}
+	v, found := traverse(rc.pillar, key, delim)
+	if !found {
+		return def, nil
+	}
+	out := outValue(v)
+	if merge, _ := kwargs["merge"].(bool); merge {
+		switch d := def.(type) {
+		case map[string]any:
+			if om, ok := out.(map[string]any); ok {
+				return dictUpdate(deepCopyPlain(d).(map[string]any), om), nil
+			}
+			return nil, fmt.Errorf("pillar.get(%q, merge=True): the default is a dict but the pillar value is %s", key, typeName(out))
+		case []any:
+			if ol, ok := out.([]any); ok {
+				return append(deepCopyPlain(d).([]any), ol...), nil
+			}
+			return nil, fmt.Errorf("pillar.get(%q, merge=True): the default is a list but the pillar value is %s", key, typeName(out))
+		}
+	}
+	return out, nil
 }
 
 func traverseCall(fn string, data any, args []any, kwargs map[string]any) (any, error) {
@@ -278,15 +307,12 @@ func lookup(data any, key string) (any, bool) {
 }
 
 // traverse walks a delimited path as Salt's traverse_dict_and_list does:
-// the whole key first, then part by part through mappings, lists by
+// part by part through mappings, lists by
 // (possibly negative) index, and a name on a list looks inside the
 // list's mappings.
 func traverse(data any, key, delim string) (any, bool) {
 	if data == nil {
 		return nil, false
-	}
-	if v, ok := lookup(data, key); ok {
-		return v, true
 	}
 	cur := data
 	for _, part := range strings.Split(key, delim) {

@@ -2,14 +2,14 @@ package render
 
 import (
 	"fmt"
-	"math"
 	"regexp"
 	"slices"
 	"strconv"
 	"strings"
-	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/brine-cm/brine/pkg/state/render/saltyaml"
 )
 
 // omap is a YAML mapping that remembers key order and where each key was
@@ -326,163 +326,9 @@ func decodeNode(file string, text []byte, n *yaml.Node, depth int, budget *int) 
 	return nil, &yamlError{file: file, line: n.Line, col: n.Column, msg: "unsupported YAML node", src: lineOf(text, n.Line)}
 }
 
-// Salt reads YAML with PyYAML (YAML 1.1) plus its own loader
-// (salt.utils.yamlloader); yaml.v3 speaks YAML 1.2. Plain (unquoted,
-// untagged) scalars are therefore resolved here with PyYAML's implicit
-// resolvers and Salt's constructors, so an SLS means what it means to
-// Salt: yes/no/on/off are booleans, 0644 is the integer 644 (Salt strips
-// leading zeros before PyYAML would read octal; file modes then read its
-// digits as octal, so `mode: 0644` is 0644), 1e3 and 0o644 are strings,
-// 1_000 is 1000, 1:30 is 90 (sexagesimal), timestamps stay strings.
-var (
-	pyBool  = regexp.MustCompile(`^(?:yes|Yes|YES|no|No|NO|true|True|TRUE|false|False|FALSE|on|On|ON|off|Off|OFF)$`)
-	pyNull  = regexp.MustCompile(`^(?:~|null|Null|NULL|)$`)
-	pyInt   = regexp.MustCompile(`^(?:[-+]?0b[0-1_]+|[-+]?0[0-7_]+|[-+]?(?:0|[1-9][0-9_]*)|[-+]?0x[0-9a-fA-F_]+|[-+]?[1-9][0-9_]*(?::[0-5]?[0-9])+)$`)
-	pyFloat = regexp.MustCompile(`^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+][0-9]+)?|\.[0-9_]+(?:[eE][-+][0-9]+)?|[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+\.[0-9_]*|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$`)
-)
+func scalar(n *yaml.Node) (any, error) { return saltyaml.Scalar(n) }
 
-// scalar resolves one scalar node. Quoted and explicitly tagged scalars
-// keep yaml.v3's reading; plain ones get PyYAML's.
-func scalar(n *yaml.Node) (any, error) {
-	if n.Style&(yaml.TaggedStyle|yaml.DoubleQuotedStyle|yaml.SingleQuotedStyle|yaml.LiteralStyle|yaml.FoldedStyle) == 0 {
-		return plainScalar(n.Value)
-	}
-	if n.Style&yaml.TaggedStyle == 0 {
-		return n.Value, nil
-	}
-	var v any
-	if err := n.Decode(&v); err != nil {
-		return nil, err
-	}
-	switch x := v.(type) {
-	case int64:
-		return int(x), nil
-	case uint64:
-		return float64(x), nil
-	case time.Time:
-		return n.Value, nil
-	}
-	return v, nil
-}
-
-func plainScalar(s string) (any, error) {
-	switch {
-	case pyNull.MatchString(s):
-		return nil, nil
-	case pyBool.MatchString(s):
-		switch s[0] {
-		case 'y', 'Y', 't', 'T':
-			return true, nil
-		case 'o', 'O':
-			return s == "on" || s == "On" || s == "ON", nil
-		}
-		return false, nil
-	case pyInt.MatchString(s):
-		return pyIntValue(s)
-	case pyFloat.MatchString(s):
-		return pyFloatValue(s)
-	}
-	// Everything else, timestamps included, is a string: Salt registers
-	// no datetime constructor for SLS data.
-	return s, nil
-}
-
-func pyIntValue(s string) (any, error) {
-	// salt.utils.yamlloader: "0644" -> "644" before PyYAML sees it.
-	if s != "0" && strings.HasPrefix(s, "0") && !strings.HasPrefix(s, "0b") && !strings.HasPrefix(s, "0x") {
-		s = strings.TrimLeft(s, "0")
-		if s == "" {
-			s = "0"
-		}
-	}
-	v := strings.ReplaceAll(s, "_", "")
-	sign := int64(1)
-	if v != "" && (v[0] == '-' || v[0] == '+') {
-		if v[0] == '-' {
-			sign = -1
-		}
-		v = v[1:]
-	}
-	var n int64
-	var err error
-	switch {
-	case v == "" || v == "0":
-		return 0, nil
-	case strings.HasPrefix(v, "0b"):
-		n, err = strconv.ParseInt(v[2:], 2, 64)
-	case strings.HasPrefix(v, "0x"):
-		n, err = strconv.ParseInt(v[2:], 16, 64)
-	case v[0] == '0':
-		n, err = strconv.ParseInt(v, 8, 64)
-	case strings.Contains(v, ":"):
-		for _, part := range strings.Split(v, ":") {
-			d, perr := strconv.ParseInt(part, 10, 64)
-			if perr != nil {
-				return nil, fmt.Errorf("integer %q: %w", s, perr)
-			}
-			n = n*60 + d
-		}
-	default:
-		n, err = strconv.ParseInt(v, 10, 64)
-	}
-	if err != nil {
-		// Python's integers have no size limit; a float keeps the
-		// magnitude at least.
-		if f, ferr := strconv.ParseFloat(v, 64); ferr == nil && !strings.HasPrefix(v, "0") {
-			return float64(sign) * f, nil
-		}
-		return nil, fmt.Errorf("integer %q: %w", s, err)
-	}
-	return int(sign * n), nil
-}
-
-func pyFloatValue(s string) (any, error) {
-	v := strings.ToLower(strings.ReplaceAll(s, "_", ""))
-	sign := 1.0
-	if v[0] == '-' || v[0] == '+' {
-		if v[0] == '-' {
-			sign = -1
-		}
-		v = v[1:]
-	}
-	switch {
-	case v == ".inf":
-		return sign * math.Inf(1), nil
-	case v == ".nan":
-		return math.NaN(), nil
-	case strings.Contains(v, ":"):
-		parts := strings.Split(v, ":")
-		var f float64
-		for i, part := range parts {
-			d, err := strconv.ParseFloat(part, 64)
-			if err != nil || (i < len(parts)-1 && strings.Contains(part, ".")) {
-				return nil, fmt.Errorf("float %q: not a number", s)
-			}
-			f = f*60 + d
-		}
-		return sign * f, nil
-	}
-	f, err := strconv.ParseFloat(v, 64)
-	if err != nil {
-		return nil, fmt.Errorf("float %q: %w", s, err)
-	}
-	return sign * f, nil
-}
-
-func keyString(k any) string {
-	switch x := k.(type) {
-	case nil:
-		return "None"
-	case string:
-		return x
-	case bool:
-		if x {
-			return "True"
-		}
-		return "False"
-	}
-	return fmt.Sprint(k)
-}
+func keyString(k any) string { return saltyaml.KeyString(k) }
 
 // plain converts decoded YAML into plain Go data (ordered maps lose their
 // order), for pillar, args and the JSON that leaves the master.

@@ -1,0 +1,3 @@
+include:
+  - .install
+  - .config

@@ -1,0 +1,5 @@
+{%- from tpldir ~ "/map.jinja" import mongodb with context %}
+
+mongodb-pkg:
+  pkg.installed:
+    - name: {{ mongodb.pkg }}
