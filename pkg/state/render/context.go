@@ -145,7 +145,7 @@ func (rc *renderCtx) loader(dir string) jinja.Loader {
 
 func (rc *renderCtx) saltFuncs() map[string]any {
 	return map[string]any{
-		"mine.get": jinja.Func(rc.mineGet),
+		"mine.get":   jinja.Func(rc.mineGet),
 		"pillar.get": jinja.Func(rc.pillarGet),
 		"grains.get": jinja.Func(func(a []any, kw map[string]any) (any, error) {
 			return traverseCall("grains.get", rc.minion.Grains, a, kw)
@@ -216,7 +216,7 @@ func (rc *renderCtx) configGet(args []any, kwargs map[string]any) (any, error) {
 	return def, nil
 }
 
-// pillarGet is Salt's pillar.get(key, default='', merge=False,
+// pillarGet is Salt's pillar.get(key, default=”, merge=False,
 // delimiter=':'): with merge=True a dict default is the base the pillar's
 // dict is merged over (a list default is extended by the pillar's list),
 // which is how formulas layer pillar over their defaults.
