@@ -40,6 +40,31 @@ type Master struct {
 	LogLevel             string              `yaml:"log_level" doc:"debug, info, warning or error." default:"info"`
 	LogFormat            string              `yaml:"log_format" doc:"text or json." default:"text"`
 	Cluster              *Cluster            `yaml:"cluster" doc:"Several masters as one on NATS JetStream; off by default." default:"off"`
+	ReactorPyMaxSteps    uint64              `yaml:"reactor_py_max_steps" doc:"Starlark steps one run of a #!py reactor file may take before it is stopped." default:"10000000"`
+	ReactorPyTimeout     float64             `yaml:"reactor_py_timeout" doc:"Seconds one run of a #!py reactor file may take before it is stopped." default:"10"`
+
+	// Extra holds top-level keys brine does not know, as Salt keeps them
+	// in __opts__: #!py reactors read their own settings there
+	// (github: {webhook-key: ...}). A key within two edits of a known key
+	// is refused as a typo instead.
+	Extra map[string]any `yaml:"-"`
+}
+
+// Opts is the configuration as Salt's __opts__: every known key under its
+// YAML name, and the unknown ones as written.
+func (c Master) Opts() (map[string]any, error) {
+	b, err := yaml.Marshal(c)
+	if err != nil {
+		return nil, fmt.Errorf("master config as __opts__: %w", err)
+	}
+	out := map[string]any{}
+	if err := yaml.Unmarshal(b, &out); err != nil {
+		return nil, fmt.Errorf("master config as __opts__: %w", err)
+	}
+	for k, v := range c.Extra {
+		out[k] = v
+	}
+	return out, nil
 }
 
 // Webhook configures the /hook/ endpoint.
@@ -58,6 +83,8 @@ type HookRule struct {
 	GitHubSecretFile string `yaml:"github_secret_file" doc:"Require a GitHub X-Hub-Signature-256 made with the secret in this file." default:""`
 	AllowSHA1        bool   `yaml:"allow_sha1" doc:"Also accept the legacy X-Hub-Signature (HMAC-SHA1)." default:"false"`
 	BearerTokenFile  string `yaml:"bearer_token_file" doc:"Require Authorization: Bearer with the token in this file." default:""`
+	// The story's #!py deploy reactor checks the signature itself.
+	AllowUnauthenticated bool `yaml:"allow_unauthenticated" doc:"Accept requests on these paths without any credential (logged loudly at start); only for reactors that verify the request themselves. Exclusive with the two files." default:"false"`
 }
 
 // Cluster joins several masters through NATS JetStream.
@@ -118,6 +145,7 @@ func DefaultMaster() Master {
 		PillarRoots:          map[string][]string{"base": {"/srv/brine/pillar"}},
 		MineInterval:         60,
 		ReactorWorkerThreads: 10, ReactorWorkerHWM: 10000,
+		ReactorPyMaxSteps: 10_000_000, ReactorPyTimeout: 10,
 		LogLevel: "info", LogFormat: "text",
 		MaxPendingKeys: 1000,
 	}
@@ -193,7 +221,24 @@ func load(path string, mustExist bool, into any) error {
 	if doc.Kind != yaml.MappingNode {
 		return &Error{File: path, Line: doc.Line, Msg: "top level must be a mapping of keys"}
 	}
-	if err := checkKeys(path, doc, reflect.TypeOf(into).Elem(), ""); err != nil {
+	var extra map[string]*yaml.Node
+	if m, ok := into.(*Master); ok {
+		// Salt passes keys it does not know through to __opts__.
+		extra = map[string]*yaml.Node{}
+		defer func() {
+			if len(extra) == 0 {
+				return
+			}
+			m.Extra = map[string]any{}
+			for k, n := range extra {
+				var v any
+				if n.Decode(&v) == nil {
+					m.Extra[k] = v
+				}
+			}
+		}()
+	}
+	if err := checkKeys(path, doc, reflect.TypeOf(into).Elem(), "", extra); err != nil {
 		return err
 	}
 	dec := yaml.NewDecoder(bytes.NewReader(b))
@@ -209,8 +254,9 @@ func load(path string, mustExist bool, into any) error {
 
 // checkKeys walks mapping nodes of struct-typed fields and reports the first
 // unknown key with its line, so a typo like `auto_acept` is caught rather
-// than silently ignored.
-func checkKeys(file string, n *yaml.Node, t reflect.Type, prefix string) error {
+// than silently ignored. When extra is not nil, unknown top-level keys
+// that are not near a known one are collected there instead.
+func checkKeys(file string, n *yaml.Node, t reflect.Type, prefix string, extra map[string]*yaml.Node) error {
 	for t.Kind() == reflect.Pointer {
 		t = t.Elem()
 	}
@@ -229,7 +275,16 @@ func checkKeys(file string, n *yaml.Node, t reflect.Type, prefix string) error {
 		k, v := n.Content[i], n.Content[i+1]
 		f, ok := fields[k.Value]
 		if !ok {
-			return &Error{File: file, Line: k.Line, Key: prefix + k.Value, Msg: "unknown key"}
+			near := nearKey(k.Value, fields)
+			if extra != nil && near == "" {
+				extra[k.Value] = v
+				continue
+			}
+			msg := "unknown key"
+			if near != "" {
+				msg = fmt.Sprintf("unknown key (did you mean %q?)", near)
+			}
+			return &Error{File: file, Line: k.Line, Key: prefix + k.Value, Msg: msg}
 		}
 		ft := f.Type
 		for ft.Kind() == reflect.Pointer {
@@ -237,12 +292,12 @@ func checkKeys(file string, n *yaml.Node, t reflect.Type, prefix string) error {
 		}
 		switch {
 		case ft.Kind() == reflect.Struct:
-			if err := checkKeys(file, v, ft, prefix+k.Value+"."); err != nil {
+			if err := checkKeys(file, v, ft, prefix+k.Value+".", nil); err != nil {
 				return err
 			}
 		case ft.Kind() == reflect.Map && ft.Elem().Kind() == reflect.Struct && v.Kind == yaml.MappingNode:
 			for j := 0; j+1 < len(v.Content); j += 2 {
-				if err := checkKeys(file, v.Content[j+1], ft.Elem(), prefix+k.Value+"."+v.Content[j].Value+"."); err != nil {
+				if err := checkKeys(file, v.Content[j+1], ft.Elem(), prefix+k.Value+"."+v.Content[j].Value+".", nil); err != nil {
 					return err
 				}
 			}
@@ -252,6 +307,45 @@ func checkKeys(file string, n *yaml.Node, t reflect.Type, prefix string) error {
 		}
 	}
 	return nil
+}
+
+// nearKey is the known key within two edits of k, "" if none: such a key
+// is a typo, not a setting of the user's own.
+func nearKey(k string, fields map[string]reflect.StructField) string {
+	best, bestD := "", 3
+	for name := range fields {
+		if d := editDistance(k, name, 3); d < bestD || d == bestD && d < 3 && name < best {
+			best, bestD = name, d
+		}
+	}
+	if len(k) < 4 && bestD > 1 {
+		return "" // short keys are two edits from too much
+	}
+	return best
+}
+
+// editDistance is the Levenshtein distance, or max when it is at least max.
+func editDistance(a, b string, max int) int {
+	if d := len(a) - len(b); d >= max || -d >= max {
+		return max
+	}
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return min(prev[len(b)], max)
 }
 
 // checkType gives scalar type errors a line and a key name; yaml.v3's own
@@ -265,7 +359,7 @@ func checkType(file string, k, v *yaml.Node, t reflect.Type, prefix string) erro
 	}
 	if v.Kind != yaml.ScalarNode {
 		switch t.Kind() {
-		case reflect.String, reflect.Bool, reflect.Int, reflect.Int64, reflect.Float64:
+		case reflect.String, reflect.Bool, reflect.Int, reflect.Int64, reflect.Uint64, reflect.Float64:
 			if v.Tag == "!!null" {
 				return nil
 			}
@@ -286,6 +380,11 @@ func checkType(file string, k, v *yaml.Node, t reflect.Type, prefix string) erro
 		var i int64
 		if v.Decode(&i) != nil {
 			return bad("an integer")
+		}
+	case reflect.Uint64:
+		var i uint64
+		if v.Decode(&i) != nil {
+			return bad("a non-negative integer")
 		}
 	case reflect.Float64:
 		var f float64

@@ -191,8 +191,11 @@ their units: ` + "`keep_jobs`" + ` is in hours, ` + "`mine_interval`" + ` in min
 ` + "`recon_default`/`recon_max`" + ` in milliseconds. A list under ` + "`master`" + ` is failover, in order.
 
 **Different from Salt:**
-- An unknown key, or a value of the wrong type, is an error that names the
-  file, line and key. Salt ignores unknown keys, so typos go unnoticed there.
+- A value of the wrong type, a key within two edits of a known one (a typo
+  such as ` + "`auto_acept`" + `) and any unknown key of the minion file or inside a
+  known section are errors that name the file, line and key. Other unknown
+  top-level keys of the master file are kept, as Salt keeps them, in the
+  ` + "`__opts__`" + ` that #!py files see (e.g. ` + "`github: {webhook-key: ...}`" + `).
 - There is no ` + "`include`/`default_include`" + `. Each daemon reads one file.
 - ` + "`master_finger`" + ` is the SHA-256 fingerprint of the master's TLS certificate
   (` + "`brinectl key finger`" + ` prints it). It is not Salt's hash of the RSA key.
@@ -276,9 +279,13 @@ func MinionConfigFile() string { return configFile(roots[1]) }
 func configFile(r root) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "# %s: configuration of brine-%s.\n#\n", r.path, r.name)
+	unknown := "An unknown key is an error that names its line."
+	if r.name == "master" {
+		unknown = "A misspelt key is an error that names its line; other top-level keys of your own are kept for #!py files' __opts__, as Salt does."
+	}
 	for _, l := range []string{
 		"Every key is listed below, set to its default and commented out. To change a key, uncomment its block by removing one leading '#' from each line.",
-		"Key names are Salt's wherever Salt has the same setting. An unknown key is an error that names its line.",
+		"Key names are Salt's wherever Salt has the same setting. " + unknown,
 		"Reference: docs/configuration.md. This file is generated from pkg/config/config.go (" + regenerate + ").",
 	} {
 		for _, w := range wrap(l, 76) {
