@@ -12,11 +12,13 @@ package registry
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"reflect"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/hashicorp/go-memdb"
@@ -40,6 +42,21 @@ type Minion struct {
 // Registry is safe for concurrent use.
 type Registry struct {
 	db *memdb.MemDB
+
+	// mu orders writers and keeps the grain index consistent with the
+	// minions table a reader's snapshot shows: writers hold it for a few
+	// microseconds, so readers waiting on it are not noticeably blocked.
+	mu  sync.RWMutex
+	gix *grainIndex
+	// shared holds top-level grain values (lists, dicts) equal across
+	// minions once, reference-counted: a fleet's cpu_flags list is the
+	// same 130 strings on every minion of one hardware type.
+	shared map[string]*sharedValue
+}
+
+type sharedValue struct {
+	v    any
+	refs int
 }
 
 // New returns an empty registry.
@@ -48,7 +65,68 @@ func New() (*Registry, error) {
 	if err != nil {
 		return nil, fmt.Errorf("registry schema: %w", err)
 	}
-	return &Registry{db: db}, nil
+	return &Registry{db: db, gix: newGrainIndex(), shared: map[string]*sharedValue{}}, nil
+}
+
+// shareGrains stores a normalised copy of grains with its strings interned
+// and its composite top-level values shared with other minions'.
+func (r *Registry) shareGrains(g map[string]any) map[string]any {
+	if g == nil {
+		return nil
+	}
+	norm := copyValue(g).(map[string]any)
+	out := make(map[string]any, len(norm))
+	for k, v := range norm {
+		k = intern(k).(string)
+		switch v.(type) {
+		case map[string]any, []any:
+			b, err := json.Marshal(v)
+			if err != nil {
+				out[k] = intern(v)
+				continue
+			}
+			key := string(b)
+			sv := r.shared[key]
+			if sv == nil {
+				sv = &sharedValue{v: intern(v)}
+				r.shared[key] = sv
+			}
+			sv.refs++
+			out[k] = sv.v
+		default:
+			out[k] = intern(v)
+		}
+	}
+	return out
+}
+
+// releaseGrains drops the references shareGrains took.
+func (r *Registry) releaseGrains(g map[string]any) {
+	for _, v := range g {
+		switch v.(type) {
+		case map[string]any, []any:
+			b, err := json.Marshal(v)
+			if err != nil {
+				continue
+			}
+			if sv := r.shared[string(b)]; sv != nil {
+				if sv.refs--; sv.refs <= 0 {
+					delete(r.shared, string(b))
+				}
+			}
+		}
+	}
+}
+
+// Grains returns the stored grains of a minion without copying them. They
+// are shared with the registry (and with other minions): callers must not
+// modify them. Returns false for an unknown minion.
+func (r *Registry) Grains(id string) (map[string]any, bool) {
+	raw, err := r.db.Txn(false).First(tableMinions, indexID, id)
+	if err != nil || raw == nil {
+		return nil, false
+	}
+	return raw.(*Minion).Grains, true
 }
 
 func validID(id string) error {
@@ -67,29 +145,32 @@ func (r *Registry) Upsert(m Minion) error {
 	if err := validID(m.ID); err != nil {
 		return fmt.Errorf("registry upsert: %w", err)
 	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	stored := m
-	stored.Grains = copyGrains(m.Grains)
+	stored.ID = intern(m.ID).(string)
 	txn := r.db.Txn(true)
 	defer txn.Abort()
-	if _, err := txn.DeleteAll(tableGrains, indexMinion, m.ID); err != nil {
-		return fmt.Errorf("registry upsert %q: clear grains: %w", m.ID, err)
-	}
-	if err := txn.Insert(tableMinions, &stored); err != nil {
+	old, err := txn.First(tableMinions, indexID, m.ID)
+	if err != nil {
 		return fmt.Errorf("registry upsert %q: %w", m.ID, err)
 	}
-	var insErr error
-	target.FlattenGrains(stored.Grains, func(path, value string, exact bool) {
-		if insErr == nil {
-			insErr = txn.Insert(tableGrains, &grainRow{MinionID: m.ID, Path: path, Value: value, Exact: exact})
-		}
-	})
-	if insErr != nil {
-		return fmt.Errorf("registry upsert %q: index grains: %w", m.ID, insErr)
+	stored.Grains = r.shareGrains(m.Grains)
+	if err := txn.Insert(tableMinions, &stored); err != nil {
+		r.releaseGrains(stored.Grains)
+		return fmt.Errorf("registry upsert %q: %w", m.ID, err)
 	}
 	if err := bumpIndex(txn); err != nil {
+		r.releaseGrains(stored.Grains)
 		return fmt.Errorf("registry upsert %q: %w", m.ID, err)
 	}
 	txn.Commit()
+	if old != nil {
+		prev := old.(*Minion).Grains
+		r.gix.remove(m.ID, prev)
+		r.releaseGrains(prev)
+	}
+	r.gix.add(stored.ID, stored.Grains)
 	return nil
 }
 
@@ -97,6 +178,8 @@ func (r *Registry) Upsert(m Minion) error {
 // LastSeen becomes at; connecting also sets ConnectedAt. The minion must
 // already be known (Upsert it first, with its grains).
 func (r *Registry) SetConnected(id string, connected bool, at time.Time) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	txn := r.db.Txn(true)
 	defer txn.Abort()
 	raw, err := txn.First(tableMinions, indexID, id)
@@ -125,22 +208,27 @@ func (r *Registry) SetConnected(id string, connected bool, at time.Time) error {
 
 // Delete forgets a minion and its grains (salt-key -d).
 func (r *Registry) Delete(id string) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	txn := r.db.Txn(true)
 	defer txn.Abort()
-	n, err := txn.DeleteAll(tableMinions, indexID, id)
+	old, err := txn.First(tableMinions, indexID, id)
 	if err != nil {
 		return fmt.Errorf("registry delete %q: %w", id, err)
 	}
-	if n == 0 {
+	if old == nil {
 		return fmt.Errorf("registry delete %q: %w", id, ErrNotFound)
 	}
-	if _, err := txn.DeleteAll(tableGrains, indexMinion, id); err != nil {
-		return fmt.Errorf("registry delete %q: grains: %w", id, err)
+	if err := txn.Delete(tableMinions, old); err != nil {
+		return fmt.Errorf("registry delete %q: %w", id, err)
 	}
 	if err := bumpIndex(txn); err != nil {
 		return fmt.Errorf("registry delete %q: %w", id, err)
 	}
 	txn.Commit()
+	prev := old.(*Minion).Grains
+	r.gix.remove(id, prev)
+	r.releaseGrains(prev)
 	return nil
 }
 
@@ -189,8 +277,10 @@ func (r *Registry) Select(expr string, typ target.Type) ([]string, error) {
 
 // SelectMatcher is Select for an already compiled target.
 func (r *Registry) SelectMatcher(m *target.Matcher) []string {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
 	txn := r.db.Txn(false)
-	ix := &txnIndex{txn: txn}
+	ix := &txnIndex{txn: txn, gix: r.gix}
 	cands, bounded := m.Candidates(ix)
 	if ix.err != nil {
 		// The index failed us; a scan is slower but still right.
@@ -229,37 +319,6 @@ func scan(txn *memdb.Txn, m *target.Matcher) []string {
 		if m.Match(mn.ID, mn.Grains) {
 			out = append(out, mn.ID)
 		}
-	}
-	return out
-}
-
-// txnIndex answers target.Index from one read snapshot.
-type txnIndex struct {
-	txn *memdb.Txn
-	err error
-}
-
-func (t *txnIndex) GrainRows(path, value string, fn func(target.GrainRow)) {
-	it, err := t.txn.Get(tableGrains, indexPathValue, path, value)
-	if err != nil {
-		t.err = err
-		return
-	}
-	for raw := it.Next(); raw != nil; raw = it.Next() {
-		row := raw.(*grainRow)
-		fn(target.GrainRow{ID: row.MinionID, Exact: row.Exact})
-	}
-}
-
-func (t *txnIndex) IDsWithPrefix(prefix string) []string {
-	it, err := t.txn.Get(tableMinions, indexID+"_prefix", prefix)
-	if err != nil {
-		t.err = err
-		return nil
-	}
-	var out []string
-	for raw := it.Next(); raw != nil; raw = it.Next() {
-		out = append(out, raw.(*Minion).ID)
 	}
 	return out
 }

@@ -2,7 +2,6 @@ package registry
 
 import (
 	"encoding/binary"
-	"fmt"
 
 	"github.com/hashicorp/go-memdb"
 )
@@ -13,18 +12,15 @@ import (
 
 const (
 	tableMinions = "minions"
-	tableGrains  = "grains"
 	tableIndex   = "index"
 
 	indexID        = "id"
-	indexConnected = "connected"  // minions: List of connected (or disconnected) minions
-	indexMinion    = "minion"     // grains: every row of one minion, to replace or delete them
-	indexPathValue = "path_value" // grains: who has grain path = value (grain targeting)
+	indexConnected = "connected" // minions: List of connected (or disconnected) minions
 )
 
 func registrySchema() *memdb.DBSchema {
 	s := &memdb.DBSchema{Tables: map[string]*memdb.TableSchema{}}
-	for _, t := range []*memdb.TableSchema{minionsTableSchema(), grainsTableSchema(), indexTableSchema()} {
+	for _, t := range []*memdb.TableSchema{minionsTableSchema(), indexTableSchema()} {
 		s.Tables[t.Name] = t
 	}
 	return s
@@ -43,40 +39,6 @@ func minionsTableSchema() *memdb.TableSchema {
 			indexConnected: {
 				Name:    indexConnected,
 				Indexer: &memdb.BoolFieldIndex{Field: "Connected"},
-			},
-		},
-	}
-}
-
-// grainRow is one flattened grain value of one minion (see
-// target.FlattenGrains): roles=[web, db] becomes two rows.
-type grainRow struct {
-	MinionID string
-	Path     string
-	Value    string
-	Exact    bool
-}
-
-// grainsTableSchema holds the flattened grains. Its path_value index makes
-// a grain-equality target one prefix seek; because path_value is not
-// unique, memdb suffixes each entry with the row's id (minion id first),
-// so one seek yields the matching minions already sorted by id.
-func grainsTableSchema() *memdb.TableSchema {
-	return &memdb.TableSchema{
-		Name: tableGrains,
-		Indexes: map[string]*memdb.IndexSchema{
-			indexID: {
-				Name:    indexID,
-				Unique:  true,
-				Indexer: rowIDIndexer{},
-			},
-			indexMinion: {
-				Name:    indexMinion,
-				Indexer: &memdb.StringFieldIndex{Field: "MinionID"},
-			},
-			indexPathValue: {
-				Name:    indexPathValue,
-				Indexer: pathValueIndexer{},
 			},
 		},
 	}
@@ -114,57 +76,4 @@ func appendField(b []byte, s string) []byte {
 
 func pathValueKey(path, value string) []byte {
 	return appendField(appendField(make([]byte, 0, len(path)+len(value)+4), path), value)
-}
-
-// rowKey starts with the minion id and a NUL (ids never contain one) so
-// that rows sort by minion id.
-func rowKey(minion, path, value string) []byte {
-	b := make([]byte, 0, len(minion)+len(path)+len(value)+5)
-	b = append(append(b, minion...), 0)
-	return appendField(appendField(b, path), value)
-}
-
-type rowIDIndexer struct{}
-
-func (rowIDIndexer) FromObject(obj any) (bool, []byte, error) {
-	r, ok := obj.(*grainRow)
-	if !ok {
-		return false, nil, fmt.Errorf("grains table: unexpected %T", obj)
-	}
-	return true, rowKey(r.MinionID, r.Path, r.Value), nil
-}
-
-func (rowIDIndexer) FromArgs(args ...any) ([]byte, error) {
-	if len(args) != 3 {
-		return nil, fmt.Errorf("grains id index: want minion, path, value; got %d args", len(args))
-	}
-	m, ok1 := args[0].(string)
-	p, ok2 := args[1].(string)
-	v, ok3 := args[2].(string)
-	if !ok1 || !ok2 || !ok3 {
-		return nil, fmt.Errorf("grains id index: arguments must be strings")
-	}
-	return rowKey(m, p, v), nil
-}
-
-type pathValueIndexer struct{}
-
-func (pathValueIndexer) FromObject(obj any) (bool, []byte, error) {
-	r, ok := obj.(*grainRow)
-	if !ok {
-		return false, nil, fmt.Errorf("grains table: unexpected %T", obj)
-	}
-	return true, pathValueKey(r.Path, r.Value), nil
-}
-
-func (pathValueIndexer) FromArgs(args ...any) ([]byte, error) {
-	if len(args) != 2 {
-		return nil, fmt.Errorf("path_value index: want path, value; got %d args", len(args))
-	}
-	p, ok1 := args[0].(string)
-	v, ok2 := args[1].(string)
-	if !ok1 || !ok2 {
-		return nil, fmt.Errorf("path_value index: arguments must be strings")
-	}
-	return pathValueKey(p, v), nil
 }
