@@ -60,7 +60,6 @@ type compiler struct {
 	minion  Minion
 	opts    Options
 	pillar  *omap
-	pv      *pillarValue
 	loaded  map[string]bool
 	ids     []string
 	decls   map[string]*decl
@@ -84,11 +83,11 @@ func (d *decl) where() string {
 }
 
 func (t *Tree) newCompiler(ctx context.Context, m Minion, opts Options, pillar *omap) *compiler {
-	return &compiler{tree: t, ctx: ctx, minion: m, opts: opts, pillar: pillar, pv: &pillarValue{}, loaded: map[string]bool{}, decls: map[string]*decl{}}
+	return &compiler{tree: t, ctx: ctx, minion: m, opts: opts, pillar: pillar, loaded: map[string]bool{}, decls: map[string]*decl{}}
 }
 
 func (c *compiler) rc(env string) *renderCtx {
-	return &renderCtx{ctx: c.ctx, tree: c.tree, minion: c.minion, opts: c.opts, pillar: c.pillar, pv: c.pv, saltenv: env, roots: c.tree.FileRoots}
+	return &renderCtx{ctx: c.ctx, tree: c.tree, minion: c.minion, opts: c.opts, pillar: c.pillar, saltenv: env, roots: c.tree.FileRoots}
 }
 
 // load renders one SLS and, first, what it includes: Salt gives included
@@ -104,7 +103,7 @@ func (c *compiler) load(env, sls string) error {
 		return err
 	}
 	rc := c.rc(env)
-	data, err := renderSource(file, src, rc.vars(sls, file), rc.loader(slsDir(sls, file)))
+	data, err := renderSource(file, src, rc.vars(sls, file), rc.jinjaOptions(file, slsRel(sls, file), c.tree.Jinja.SLS))
 	if err != nil {
 		return err
 	}
@@ -753,11 +752,7 @@ func (c *compiler) resolveSource(lc *lowChunk) error {
 				return fmt.Errorf("%s: ID %q: %s must be a mapping", lc.decl.where(), lc.ID, key)
 			}
 		}
-		dir := ""
-		if i := strings.LastIndex(rel, "/"); i >= 0 {
-			dir = rel[:i]
-		}
-		out, err := jinja.RenderWith(file, text, vars, rc.loader(dir))
+		out, err := jinja.RenderOptions(file, text, vars, rc.jinjaOptions(file, rel, c.tree.Jinja.Files))
 		if err != nil {
 			return fmt.Errorf("ID %q (file.managed %s): %w", lc.ID, lc.Name, err)
 		}

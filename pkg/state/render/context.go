@@ -9,7 +9,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 
 	"github.com/brine-cm/brine/pkg/jinja"
 )
@@ -23,32 +22,16 @@ type renderCtx struct {
 	pillar  *omap // in YAML order
 	saltenv string
 	roots   map[string][]string
-	// shared by every file of one run, so the pillar is converted once
-	pv *pillarValue
 }
 
-type pillarValue struct {
-	once sync.Once
-	v    any
-}
-
-// templateValue is how ordered YAML data is handed to the template
-// engine. pkg/jinja takes plain Go maps today (it iterates them in sorted
-// key order); *omap implements Keys/Get so that it can be passed as is
-// once the engine keeps a mapping's order.
+// templateValue hands ordered YAML data to the template engine, which
+// iterates anything with Keys/Get in that order (as Python dicts from
+// Salt's loader are).
 func templateValue(m *omap) any {
 	if m == nil {
-		return map[string]any{}
+		return newOmap()
 	}
-	return plain(m)
-}
-
-func (rc *renderCtx) pillarValue() any {
-	if rc.pv == nil {
-		rc.pv = &pillarValue{}
-	}
-	rc.pv.once.Do(func() { rc.pv.v = templateValue(rc.pillar) })
-	return rc.pv.v
+	return m
 }
 
 // slsContext is Salt's per-file context (salt.utils.templates
@@ -101,7 +84,7 @@ func (rc *renderCtx) templateVars(sls, rel, file string) map[string]any {
 	if grains == nil {
 		grains = map[string]any{}
 	}
-	pillar := rc.pillarValue()
+	pillar := templateValue(rc.pillar)
 	vars := map[string]any{
 		"grains":  grains,
 		"pillar":  pillar,
@@ -127,19 +110,31 @@ func (rc *renderCtx) optsValue(grains, pillar any) map[string]any {
 	}
 }
 
-// loader resolves {% import/include %} names: "./x" and "../x" relative to
-// the importing file's directory, anything else from the roots.
-func (rc *renderCtx) loader(dir string) jinja.Loader {
-	return func(name string) (string, error) {
-		rel := name
-		if strings.HasPrefix(name, "./") || strings.HasPrefix(name, "../") {
-			rel = path.Join(dir, name)
-		}
-		b, _, err := readFrom(rc.roots, rc.saltenv, "salt://"+strings.TrimPrefix(rel, "salt://"))
-		if err != nil {
-			return "", err
-		}
-		return string(b), nil
+// jinjaOptions are the engine options for rendering the template at rel
+// (relative to its root; file is where it was read from): imports and
+// includes resolve through the roots, "./x" and "../x" against the
+// importing template, and whitespace follows jinja_sls_env or jinja_env.
+func (rc *renderCtx) jinjaOptions(file, rel string, env JinjaEnv) jinja.Options {
+	return jinja.Options{
+		TrimBlocks:   env.TrimBlocks,
+		LstripBlocks: env.LstripBlocks,
+		Resolve: func(from, name string) (string, string, error) {
+			if from == file {
+				from = rel
+			}
+			target := strings.TrimPrefix(name, "salt://")
+			if strings.HasPrefix(name, "./") || strings.HasPrefix(name, "../") {
+				target = jinja.RelativeName(from, name)
+				if target == ".." || strings.HasPrefix(target, "../") {
+					return "", "", fmt.Errorf("%q imported from %s leaves the file roots", name, from)
+				}
+			}
+			b, _, err := readFrom(rc.roots, rc.saltenv, "salt://"+target)
+			if err != nil {
+				return "", "", err
+			}
+			return target, string(b), nil
+		},
 	}
 }
 
@@ -157,7 +152,7 @@ func (rc *renderCtx) saltFuncs() map[string]any {
 		"grains.items": jinja.Func(func(a []any, kw map[string]any) (any, error) {
 			return rc.minion.Grains, nil
 		}),
-		"pillar.items": jinja.Func(func(a []any, kw map[string]any) (any, error) { return rc.pillarValue(), nil }),
+		"pillar.items": jinja.Func(func(a []any, kw map[string]any) (any, error) { return templateValue(rc.pillar), nil }),
 		"test.ping":    jinja.Func(func(a []any, kw map[string]any) (any, error) { return true, nil }),
 	}
 }
@@ -229,22 +224,21 @@ func (rc *renderCtx) pillarGet(args []any, kwargs map[string]any) (any, error) {
 	if !found {
 		return def, nil
 	}
-	out := outValue(v)
 	if merge, _ := kwargs["merge"].(bool); merge {
 		switch d := def.(type) {
 		case map[string]any:
-			if om, ok := out.(map[string]any); ok {
-				return dictUpdate(deepCopyPlain(d).(map[string]any), om), nil
+			if om, ok := v.(*omap); ok {
+				return mergeOmap(ordered(d).(*omap), om), nil
 			}
-			return nil, fmt.Errorf("pillar.get(%q, merge=True): the default is a dict but the pillar value is %s", key, typeName(out))
+			return nil, fmt.Errorf("pillar.get(%q, merge=True): the default is a dict but the pillar value is %s", key, typeName(v))
 		case []any:
-			if ol, ok := out.([]any); ok {
-				return append(deepCopyPlain(d).([]any), ol...), nil
+			if ol, ok := v.([]any); ok {
+				return append(slices.Clone(d), ol...), nil
 			}
-			return nil, fmt.Errorf("pillar.get(%q, merge=True): the default is a list but the pillar value is %s", key, typeName(out))
+			return nil, fmt.Errorf("pillar.get(%q, merge=True): the default is a list but the pillar value is %s", key, typeName(v))
 		}
 	}
-	return out, nil
+	return outValue(v), nil
 }
 
 func traverseCall(fn string, data any, args []any, kwargs map[string]any) (any, error) {
@@ -258,16 +252,9 @@ func traverseCall(fn string, data any, args []any, kwargs map[string]any) (any, 
 	return def, nil
 }
 
-// outValue is what a salt[...] function hands back to the template.
-func outValue(v any) any {
-	if m, ok := v.(*omap); ok {
-		return templateValue(m)
-	}
-	if l, ok := v.([]any); ok {
-		return plain(l)
-	}
-	return v
-}
+// outValue is what a salt[...] function hands back to the template:
+// ordered data stays ordered (the engine copies it in).
+func outValue(v any) any { return v }
 
 func getArgs(fn string, args []any, kwargs map[string]any) (key string, def any, delim string, err error) {
 	def, delim = "", ":"

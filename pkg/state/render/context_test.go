@@ -112,6 +112,7 @@ master:
 			if err != nil {
 				t.Fatal(err)
 			}
+			got = plain(got)
 			if !reflect.DeepEqual(got, tt.want) {
 				t.Errorf("got %#v, want %#v", got, tt.want)
 			}

@@ -37,7 +37,7 @@ func (t *Tree) top(ctx context.Context, roots map[string][]string, m Minion, opt
 			return nil, nil, err
 		}
 		rc := &renderCtx{ctx: ctx, tree: t, minion: m, opts: opts, pillar: pillar, saltenv: env, roots: roots}
-		data, err := renderSource(file, src, rc.vars("top", file), rc.loader(""))
+		data, err := renderSource(file, src, rc.vars("top", file), rc.jinjaOptions(file, "top.sls", t.Jinja.SLS))
 		if err != nil {
 			return nil, nil, err
 		}
@@ -158,7 +158,7 @@ func (t *Tree) pillarSLS(ctx context.Context, m Minion, opts Options, env, sls s
 		return nil, err
 	}
 	rc := &renderCtx{ctx: ctx, tree: t, minion: m, opts: opts, pillar: sofar, saltenv: env, roots: t.PillarRoots}
-	data, err := renderSource(file, src, rc.vars(sls, file), rc.loader(slsDir(sls, file)))
+	data, err := renderSource(file, src, rc.vars(sls, file), rc.jinjaOptions(file, slsRel(sls, file), t.Jinja.SLS))
 	if err != nil {
 		return nil, err
 	}

@@ -38,6 +38,20 @@ type Tree struct {
 	PillarRoots map[string][]string
 	Matcher     Matcher
 	Funcs       Funcs
+	Jinja       JinjaSettings
+}
+
+// JinjaSettings are the master's Jinja whitespace options: SLS for SLS,
+// top and pillar files (jinja_sls_env), Files for file.managed templates
+// (jinja_env). Salt's jinja_trim_blocks / jinja_lstrip_blocks set both.
+type JinjaSettings struct {
+	SLS, Files JinjaEnv
+}
+
+// JinjaEnv is Jinja's trim_blocks and lstrip_blocks; both off by default,
+// as in Salt.
+type JinjaEnv struct {
+	TrimBlocks, LstripBlocks bool
 }
 
 // Minion is who the states are rendered for.
@@ -189,7 +203,7 @@ func envs(roots map[string][]string) []string {
 }
 
 // renderSource runs the renderer pipeline named by the shebang line.
-func renderSource(file string, src []byte, vars map[string]any, load jinja.Loader) (any, error) {
+func renderSource(file string, src []byte, vars map[string]any, jopts jinja.Options) (any, error) {
 	text := string(src)
 	pipeline := []string{"jinja", "yaml"}
 	if strings.HasPrefix(text, "#!") {
@@ -217,7 +231,7 @@ func renderSource(file string, src []byte, vars map[string]any, load jinja.Loade
 			if i != 0 {
 				return nil, fmt.Errorf("%s: renderer %q must come first in %q", file, r, strings.Join(pipeline, "|"))
 			}
-			out, err := jinja.RenderWith(file, text, vars, load)
+			out, err := jinja.RenderOptions(file, text, vars, jopts)
 			if err != nil {
 				return nil, err
 			}

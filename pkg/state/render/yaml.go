@@ -340,6 +340,12 @@ func plain(v any) any {
 			out[k] = plain(x.vals[k])
 		}
 		return out
+	case map[string]any:
+		out := make(map[string]any, len(x))
+		for k, item := range x {
+			out[k] = plain(item)
+		}
+		return out
 	case []any:
 		out := make([]any, len(x))
 		for i, item := range x {
