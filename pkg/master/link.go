@@ -245,6 +245,14 @@ func (m *Master) serveAccepted(stream pb.MinionLink_ConnectServer, c *conn) erro
 	}
 	m.saveGrains(c.id, c.grains)
 	m.clusterConnected(c, now)
+	// From here the stream reads the registry's copy, whose strings and
+	// repeated values are shared across minions: keeping the decoded Hello
+	// copy too doubled the grains' cost per minion (docs/BENCHMARKS.md).
+	if g, ok := m.reg.Grains(c.id); ok {
+		c.mu.Lock()
+		c.grains = g
+		c.mu.Unlock()
+	}
 	defer func() {
 		m.mu.Lock()
 		current := m.conns[c.id] == c

@@ -240,7 +240,12 @@ func (m *Master) Start(ctx context.Context) error {
 			return status.Errorf(codes.PermissionDenied, "%s is not served on the minion port", method)
 		}),
 		grpc.ReadBufferSize(0),
-		grpc.WriteBufferSize(16*1024),
+		grpc.WriteBufferSize(4096),
+		// Fixed windows switch off BDP-driven flow control, which cost
+		// ~25% of a 10,000-minion ping round; 1 MiB keeps a typical state
+		// return in one window (a window reserves no memory).
+		grpc.InitialWindowSize(1<<20),
+		grpc.InitialConnWindowSize(1<<20),
 		grpc.MaxRecvMsgSize(64<<20),
 		grpc.MaxSendMsgSize(64<<20),
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 15 * time.Second, Timeout: 10 * time.Second}),

@@ -233,7 +233,10 @@ func (m *Minion) session(ctx context.Context, addr string) error {
 	cc, err := grpc.NewClient("passthrough:///"+addr,
 		grpc.WithTransportCredentials(creds),
 		grpc.WithReadBufferSize(0),
-		grpc.WithWriteBufferSize(16*1024),
+		grpc.WithWriteBufferSize(4096),
+		// As on the master (see there): fixed windows, no BDP probing.
+		grpc.WithInitialWindowSize(1<<20),
+		grpc.WithInitialConnWindowSize(1<<20),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64<<20), grpc.MaxCallSendMsgSize(64<<20)),
 		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 10 * time.Second, Timeout: 5 * time.Second, PermitWithoutStream: true}),
 	)
