@@ -341,10 +341,11 @@ func (rc *rawClient) handshake(ctx context.Context, helloID string, helloPub ed2
 // rawSession is an accepted raw minion: jobs it is sent and the acks of
 // its returns arrive on channels.
 type rawSession struct {
-	st   pb.MinionLink_ConnectClient
-	jobs chan *pb.Job
-	acks chan string
-	done chan error
+	st      pb.MinionLink_ConnectClient
+	jobs    chan *pb.Job
+	acks    chan string
+	replies chan *pb.MasterCallReply
+	done    chan error
 }
 
 // acceptedRaw enrols me as a minion (pending, accepted by the operator)
@@ -368,7 +369,7 @@ func (pm *portMaster) acceptedRaw(me identity) *rawSession {
 	if err != nil || w.GetKeyState() != "accepted" {
 		pm.t.Fatalf("raw minion %s: reconnect welcome %v, err %v", me.id, w, err)
 	}
-	s := &rawSession{st: st, jobs: make(chan *pb.Job, 64), acks: make(chan string, 64), done: make(chan error, 1)}
+	s := &rawSession{st: st, jobs: make(chan *pb.Job, 64), acks: make(chan string, 64), replies: make(chan *pb.MasterCallReply, 256), done: make(chan error, 1)}
 	go func() {
 		for {
 			msg, err := st.Recv()
@@ -381,6 +382,8 @@ func (pm *portMaster) acceptedRaw(me identity) *rawSession {
 				s.jobs <- x.Job
 			case *pb.MasterMessage_Ack:
 				s.acks <- x.Ack.GetJid()
+			case *pb.MasterMessage_CallReply:
+				s.replies <- x.CallReply
 			}
 		}
 	}()
