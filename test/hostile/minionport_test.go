@@ -34,7 +34,7 @@ func attackPayloads(t testing.TB, victim, victimJID string) map[string]*pb.Minio
 	data, _ := structpb.NewStruct(map[string]any{"id": victim, "branch": "main"})
 	args, _ := structpb.NewList([]any{"*"})
 	p := map[string]*pb.MinionMessage{
-		"ret": {Msg: &pb.MinionMessage_Ret{Ret: &pb.Return{Jid: victimJID, Id: victim, Fun: "test.ping", Ret: val("forged"), Success: true}}},
+		"ret":   {Msg: &pb.MinionMessage_Ret{Ret: &pb.Return{Jid: victimJID, Id: victim, Fun: "test.ping", Ret: val("forged"), Success: true}}},
 		"event": {Msg: &pb.MinionMessage_Event{Event: &pb.Event{Tag: "salt/netapi/hook/deploy", Data: data}}},
 		"mine":  {Msg: &pb.MinionMessage_Mine{Mine: &pb.MineUpdate{Data: map[string]*structpb.Value{"grains.get": val("forged")}, Replace: true}}},
 		"call":  {Msg: &pb.MinionMessage_Call{Call: &pb.MasterCall{CallId: "1", Fun: "key.accept", Args: args}}},
