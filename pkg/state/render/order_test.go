@@ -74,3 +74,29 @@ func TestWrittenOrderApplied(t *testing.T) {
 		}
 	}
 }
+
+// jinja_sls_env's trim_blocks/lstrip_blocks reach the engine: the same
+// tree renders block lines away only when they are on.
+func TestJinjaWhitespaceSettings(t *testing.T) {
+	tree, c := loadCase(t, "testdata/trees/relimport")
+	contents := func(settings JinjaSettings) string {
+		tree.Jinja = settings
+		chunks, err := run(t, tree, c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, ch := range chunks {
+			if ch.ID == "app-users" {
+				return ch.Args["contents"].(string)
+			}
+		}
+		t.Fatal("no app-users chunk")
+		return ""
+	}
+	if got, want := contents(JinjaSettings{SLS: JinjaEnv{TrimBlocks: true, LstripBlocks: true}}), "alice\nbob\n"; got != want {
+		t.Errorf("trim+lstrip: %q, want %q", got, want)
+	}
+	if got, want := contents(JinjaSettings{}), "\nalice\n\nbob\n"; got != want {
+		t.Errorf("Salt's defaults: %q, want %q", got, want)
+	}
+}

@@ -110,6 +110,7 @@ type caseFile struct {
 	Grains    map[string]map[string]any `json:"mine_grains"`
 	Mine      map[string]map[string]any `json:"mine"`
 	WantError []string                  `json:"want_error"` // substrings; else want.json is compared
+	Jinja     JinjaSettings             `json:"jinja"`
 }
 
 func loadCase(t *testing.T, dir string) (*Tree, caseFile) {
@@ -127,6 +128,7 @@ func loadCase(t *testing.T, dir string) (*Tree, caseFile) {
 		FileRoots: map[string][]string{"base": {filepath.Join(dir, "states")}},
 		Matcher:   testMatcher{},
 		Funcs:     &fakeMine{grains: c.Grains, data: c.Mine},
+		Jinja:     c.Jinja,
 	}
 	if st, err := os.Stat(filepath.Join(dir, "pillar")); err == nil && st.IsDir() {
 		tree.PillarRoots = map[string][]string{"base": {filepath.Join(dir, "pillar")}}
