@@ -91,7 +91,7 @@ func filterToJSON(_ *exec.Evaluator, in *exec.Value, p *exec.VarArgs) *exec.Valu
 	} else if len(p.Args) > 0 {
 		indent = p.Args[0].Integer()
 	}
-	s := pyJSON(in, false, indent)
+	s := pyJSON(in, p.GetKeywordArgument("sort_keys", false).IsTrue(), indent)
 	s = strings.NewReplacer("<", `\u003c`, ">", `\u003e`, "&", `\u0026`, "'", `\u0027`).Replace(s)
 	return exec.AsSafeValue(s)
 }
@@ -226,7 +226,7 @@ func pyReplacement(s string) string {
 // pyJSON encodes like Python's json.dumps(ensure_ascii=True).
 func pyJSON(v any, sortKeys bool, indent int) string {
 	var b strings.Builder
-	writeJSON(&b, toModel(fromModel(v)), sortKeys, indent, 0)
+	writeJSON(&b, modelOf(exec.ToValue(v)), sortKeys, indent, 0)
 	return b.String()
 }
 

@@ -43,7 +43,7 @@ var environment = newEnvironment()
 
 func newEnvironment() *exec.Environment {
 	filters := exec.NewFilterSet(map[string]exec.FilterFunction{}).Update(builtins.Filters)
-	for name, f := range saltFilters {
+	for name, f := range mergeFilters(jinja2Filters, saltFilters) {
 		if filters.Exists(name) {
 			_ = filters.Replace(name, f)
 		} else {
@@ -238,8 +238,8 @@ func namespaceFunc(va *exec.VarArgs) *exec.Value {
 	for _, p := range dictPairs(firstOr(va)) {
 		ns[p.Key.String()] = toModel(p.Value)
 	}
-	for k, v := range va.KwArgs {
-		ns[k] = toModel(v)
+	for _, k := range va.KwNames() {
+		ns[k] = toModel(va.KwArgs[k])
 	}
 	return exec.AsValue(ns)
 }
@@ -257,12 +257,7 @@ func dictFunc(va *exec.VarArgs) *exec.Value {
 	for _, p := range dictPairs(firstOr(va)) {
 		d.Pairs = append(d.Pairs, &exec.Pair{Key: p.Key, Value: exec.AsValue(toModel(p.Value))})
 	}
-	keys := make([]string, 0, len(va.KwArgs))
-	for k := range va.KwArgs {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	for _, k := range keys {
+	for _, k := range va.KwNames() {
 		_ = dictSet(exec.AsValue(d), exec.AsValue(k), toModel(va.KwArgs[k]))
 	}
 	return exec.AsValue(d)
@@ -583,6 +578,9 @@ func strMethods() *exec.MethodSet[string] {
 		if f, ok := builtins.Methods.Str.Get(name); ok {
 			m[name] = f
 		}
+	}
+	for name, f := range pyStrMethods {
+		m[name] = f
 	}
 	m["replace"] = func(self string, _ *exec.Value, a *exec.VarArgs) (any, error) {
 		if err := wantArgs(a, 2, 3); err != nil {

@@ -280,12 +280,7 @@ var dictMethods = exec.NewMethodSet[map[string]any](map[string]exec.Method[map[s
 				}
 			}
 		}
-		keys := make([]string, 0, len(a.KwArgs))
-		for k := range a.KwArgs {
-			keys = append(keys, k)
-		}
-		slices.Sort(keys)
-		for _, k := range keys {
+		for _, k := range a.KwNames() {
 			if err := dictSet(self, exec.AsValue(k), toModel(a.KwArgs[k])); err != nil {
 				return nil, err
 			}

@@ -16,7 +16,7 @@ func (e *Evaluator) evalCall(node *nodes.Call) *Value {
 		if node.Parent == nil || !ok {
 			return AsValue(errors.Errorf(`%s is not callable`, node.Func))
 		}
-		return e.evalMethod(node.Parent, getAttributeNode.Attribute, node.Args, node.Kwargs)
+		return e.evalMethod(node.Parent, getAttributeNode.Attribute, node.Args, node.Kwargs, node.KwOrder)
 	}
 	if fn.IsError() {
 		return AsValue(errors.Wrapf(fn, `unable to evaluate function '%s'`, node.Func))
@@ -84,7 +84,7 @@ func (e *Evaluator) evalCall(node *nodes.Call) *Value {
 	return value
 }
 
-func (e *Evaluator) evalMethod(parentNode nodes.Node, method string, args []nodes.Expression, kwargs map[string]nodes.Expression) *Value {
+func (e *Evaluator) evalMethod(parentNode nodes.Node, method string, args []nodes.Expression, kwargs map[string]nodes.Expression, kwOrder []string) *Value {
 	parent := e.Eval(parentNode)
 	if parent.IsError() {
 		return AsValue(errors.Wrapf(parent, "unable to evaluate '%s'", parentNode))
@@ -105,6 +105,7 @@ func (e *Evaluator) evalMethod(parentNode nodes.Node, method string, args []node
 		}
 		parameters.KwArgs[key] = value
 	}
+	parameters.KwOrder = kwOrder
 	var result any
 	err := fmt.Errorf("unknown method '%s' for '%s'", method, parent.String())
 	switch {

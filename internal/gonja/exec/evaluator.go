@@ -608,6 +608,7 @@ func (e *Evaluator) evalVarArgs(node *nodes.Call) ([]reflect.Value, error) {
 		}
 		params.KwArgs[key] = value
 	}
+	params.KwOrder = node.KwOrder
 	return []reflect.Value{reflect.ValueOf(params)}, nil
 }
 

@@ -44,6 +44,7 @@ func (e *Evaluator) ExecuteFilter(fc *nodes.FilterCall, v *Value) *Value {
 		}
 		params.KwArgs[key] = value
 	}
+	params.KwOrder = fc.KwOrder
 	return e.ExecuteFilterByName(fc.Name, v, params)
 }
 

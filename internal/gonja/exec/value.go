@@ -486,6 +486,9 @@ func (v *Value) IsTrue() bool {
 	if v.IsNil() || v.IsError() {
 		return false
 	}
+	if d, ok := v.Interface().(*Dict); ok {
+		return len(d.Pairs) > 0
+	}
 	switch v.getResolvedValue().Kind() {
 	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
 		return v.getResolvedValue().Int() != 0

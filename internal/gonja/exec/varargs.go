@@ -14,6 +14,22 @@ import (
 type VarArgs struct {
 	Args   []*Value
 	KwArgs map[string]*Value
+	// KwOrder is KwArgs' names in the order they were written, when known.
+	KwOrder []string
+}
+
+// KwNames lists the keyword arguments in call order (sorted when the
+// order is not known).
+func (va *VarArgs) KwNames() []string {
+	if len(va.KwOrder) == len(va.KwArgs) {
+		return va.KwOrder
+	}
+	names := make([]string, 0, len(va.KwArgs))
+	for k := range va.KwArgs {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	return names
 }
 
 func NewVarArgs() *VarArgs {

@@ -139,9 +139,10 @@ func (expr *FilteredExpression) String() string {
 type FilterCall struct {
 	Token *tokens.Token
 
-	Name   string
-	Args   []Expression
-	Kwargs map[string]Expression
+	Name    string
+	Args    []Expression
+	Kwargs  map[string]Expression
+	KwOrder []string // Kwargs' names as written
 
 	// filterFunc FilterFunction
 }
@@ -304,6 +305,7 @@ type Call struct {
 	Args     []Expression
 	Parent   Node
 	Kwargs   map[string]Expression
+	KwOrder  []string // Kwargs' names as written
 }
 
 func (c *Call) Position() *tokens.Token { return c.Location }

@@ -37,6 +37,9 @@ func (p *Parser) ParseFilter() (*nodes.FilterCall, error) {
 				if errValue != nil {
 					return nil, errValue
 				}
+				if _, dup := filter.Kwargs[key]; !dup {
+					filter.KwOrder = append(filter.KwOrder, key)
+				}
 				filter.Kwargs[key] = value
 			} else {
 				filter.Args = append(filter.Args, v)

@@ -72,12 +72,7 @@ func (p *Parser) parseString() (nodes.Expression, error) {
 	if t == nil {
 		return nil, p.Error("Expected a string", t)
 	}
-	str := strconv.Quote(t.Val)
-	replaced := strings.Replace(str, `\\`, "\\", -1)
-	newstr, err := strconv.Unquote(replaced)
-	if err != nil {
-		return nil, p.Error(err.Error(), t)
-	}
+	newstr := t.Val
 	sr := &nodes.String{
 		Location: t,
 		Val:      newstr,
@@ -242,6 +237,9 @@ func (p *Parser) parseDict() (nodes.Expression, error) {
 	}
 
 	for p.Match(tokens.Comma) != nil {
+		if p.Current(tokens.RightBrace) != nil {
+			break // trailing comma
+		}
 		pair, err := p.parsePair()
 		if err != nil {
 			return nil, err
@@ -419,6 +417,9 @@ func (p *Parser) ParseVariableOrLiteral() (nodes.Expression, error) {
 			}
 
 			for p.Match(tokens.Comma) != nil || p.Match(tokens.RightParenthesis) == nil {
+				if p.Match(tokens.RightParenthesis) != nil {
+					break // trailing comma
+				}
 				v, err := p.ParseExpression()
 				if err != nil {
 					return nil, err
@@ -429,6 +430,9 @@ func (p *Parser) ParseVariableOrLiteral() (nodes.Expression, error) {
 					value, errValue := p.ParseExpression()
 					if errValue != nil {
 						return nil, errValue
+					}
+					if _, dup := call.Kwargs[key]; !dup {
+						call.KwOrder = append(call.KwOrder, key)
 					}
 					call.Kwargs[key] = value
 				} else {

@@ -5,7 +5,7 @@ import (
 
 	// "encoding/json"
 	"regexp"
-	// "strconv"
+	"strconv"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -18,11 +18,6 @@ import (
 
 // EOF is an arbitraty value for End Of File
 const rEOF = -1
-
-var escapedStrings = map[string]string{
-	`\"`: `"`,
-	`\'`: `'`,
-}
 
 // var pattern = regexp.MustCompile(`(?m)(?P<key>\w+):\s+(?P<value>\w+)$`)
 
@@ -1051,19 +1046,67 @@ func (l *Lexer) scanExponent() (bool, error) {
 	return true, nil
 }
 
+// unescape reads a quoted Jinja string literal the way Python reads a
+// string literal: backslash escapes, unknown escapes kept as written.
 func unescape(str string) string {
 	str = str[1 : len(str)-1]
-	for escaped, unescaped := range escapedStrings {
-		str = strings.ReplaceAll(str, escaped, unescaped)
+	if !strings.Contains(str, "\\") {
+		return str
 	}
-	return str
+	var b strings.Builder
+	for i := 0; i < len(str); i++ {
+		c := str[i]
+		if c != '\\' || i+1 >= len(str) {
+			b.WriteByte(c)
+			continue
+		}
+		i++
+		switch e := str[i]; e {
+		case '\\', '\'', '"':
+			b.WriteByte(e)
+		case 'n':
+			b.WriteByte('\n')
+		case 't':
+			b.WriteByte('\t')
+		case 'r':
+			b.WriteByte('\r')
+		case 'a':
+			b.WriteByte('\a')
+		case 'b':
+			b.WriteByte('\b')
+		case 'f':
+			b.WriteByte('\f')
+		case 'v':
+			b.WriteByte('\v')
+		case '0':
+			b.WriteByte(0)
+		case '\n':
+			// a backslash-newline continues the line
+		case 'x', 'u', 'U':
+			n := map[byte]int{'x': 2, 'u': 4, 'U': 8}[e]
+			if i+n < len(str) {
+				if v, err := strconv.ParseUint(str[i+1:i+1+n], 16, 32); err == nil {
+					b.WriteRune(rune(v))
+					i += n
+					continue
+				}
+			}
+			b.WriteByte('\\')
+			b.WriteByte(e)
+		default:
+			b.WriteByte('\\')
+			b.WriteByte(e)
+		}
+	}
+	return b.String()
 }
 
 func (l *Lexer) lexString() lexFn {
 	quote := l.next() // should be either ' or "
-	var prev rune
+	escaped := false
 	near := make([]rune, 0)
-	for r := l.next(); r != quote || prev == '\\'; r, prev = l.next(), r {
+	for r := l.next(); r != quote || escaped; r = l.next() {
+		escaped = !escaped && r == '\\'
 		// only keep near context of the current line in case of error
 		if (len(near) == 0 || near[len(near)-1] != '\n') && r != rEOF {
 			near = append(near, r)

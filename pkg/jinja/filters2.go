@@ -1,0 +1,252 @@
+package jinja
+
+import (
+	"fmt"
+	"math"
+	"net/url"
+	"strings"
+
+	"github.com/brine-cm/brine/internal/gonja/exec"
+)
+
+// jinja2Filters are builtin filters whose gonja versions differ from
+// Jinja2's.
+var jinja2Filters = map[string]exec.FilterFunction{
+	"format":    filterFormat,
+	"pprint":    filterPPrint,
+	"urlencode": filterURLEncode,
+	"round":     filterRound,
+	"attr":      filterAttr,
+	"default":   filterDefault,
+	"d":         filterDefault,
+	"max":       filterMinMax(1),
+	"min":       filterMinMax(-1),
+	"string":    filterString,
+}
+
+func filterFormat(_ *exec.Evaluator, in *exec.Value, p *exec.VarArgs) *exec.Value {
+	if in.IsError() {
+		return in
+	}
+	var args any
+	if len(p.KwArgs) > 0 {
+		d := &exec.Dict{}
+		for _, k := range p.KwNames() {
+			d.Pairs = append(d.Pairs, &exec.Pair{Key: exec.AsValue(k), Value: exec.AsValue(modelOf(p.KwArgs[k]))})
+		}
+		args = d
+	} else {
+		t := Tuple{}
+		for _, a := range p.Args {
+			t = append(t, modelOf(a))
+		}
+		args = &t
+	}
+	s, err := pyPercent(in.String(), args)
+	if err != nil {
+		return exec.AsValue(fmt.Errorf("format: %w", err))
+	}
+	return exec.AsValue(s)
+}
+
+func filterPPrint(_ *exec.Evaluator, in *exec.Value, _ *exec.VarArgs) *exec.Value {
+	if in.IsError() {
+		return in
+	}
+	return exec.AsValue(pyRepr(modelOf(in)))
+}
+
+func filterString(_ *exec.Evaluator, in *exec.Value, _ *exec.VarArgs) *exec.Value {
+	if in.IsError() {
+		return in
+	}
+	return exec.AsValue(pyStr(in))
+}
+
+// filterURLEncode is Jinja2's urlencode: quote(safe="/") for strings,
+// urlencode of the pairs for dicts.
+func filterURLEncode(_ *exec.Evaluator, in *exec.Value, _ *exec.VarArgs) *exec.Value {
+	if in.IsError() {
+		return in
+	}
+	quote := func(s string, safe string) string {
+		var b strings.Builder
+		for _, c := range []byte(s) {
+			if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("_.-~"+safe, c) >= 0 {
+				b.WriteByte(c)
+			} else {
+				fmt.Fprintf(&b, "%%%02X", c)
+			}
+		}
+		return b.String()
+	}
+	if d, ok := modelOf(in).(*exec.Dict); ok {
+		parts := make([]string, 0, len(d.Pairs))
+		for _, p := range d.Pairs {
+			parts = append(parts, url.QueryEscape(pyStr(p.Key))+"="+url.QueryEscape(pyStr(p.Value)))
+		}
+		return exec.AsValue(strings.Join(parts, "&"))
+	}
+	return exec.AsValue(quote(pyStr(in), "/"))
+}
+
+// filterRound rounds like Jinja2: 'common' is Python's round() (halves
+// to even), 'ceil' and 'floor' round away; the result is always a float.
+func filterRound(_ *exec.Evaluator, in *exec.Value, p *exec.VarArgs) *exec.Value {
+	if in.IsError() {
+		return in
+	}
+	_, f, _, ok := number(modelOf(in))
+	if !ok {
+		return exec.AsValue(fmt.Errorf("round: %s is not a number", pyRepr(modelOf(in))))
+	}
+	precision := 0
+	method := "common"
+	if len(p.Args) > 0 {
+		precision = p.Args[0].Integer()
+	}
+	if len(p.Args) > 1 {
+		method = p.Args[1].String()
+	}
+	if v, ok := p.KwArgs["precision"]; ok {
+		precision = v.Integer()
+	}
+	if v, ok := p.KwArgs["method"]; ok {
+		method = v.String()
+	}
+	scale := math.Pow(10, float64(precision))
+	switch method {
+	case "common":
+		return exec.AsValue(math.RoundToEven(f*scale) / scale)
+	case "ceil":
+		return exec.AsValue(math.Ceil(f*scale) / scale)
+	case "floor":
+		return exec.AsValue(math.Floor(f*scale) / scale)
+	}
+	return exec.AsValue(fmt.Errorf("round: method must be common, ceil or floor, not %q", method))
+}
+
+// filterAttr is getattr(): a dict's keys are items, not attributes.
+func filterAttr(_ *exec.Evaluator, in *exec.Value, p *exec.VarArgs) *exec.Value {
+	if in.IsError() {
+		return in
+	}
+	if len(p.Args) != 1 {
+		return exec.AsValue(fmt.Errorf("attr takes one argument"))
+	}
+	name := p.Args[0].String()
+	if ns, ok := modelOf(in).(namespace); ok {
+		if v, ok := ns[name]; ok {
+			return exec.AsValue(v)
+		}
+	}
+	return exec.AsValue(fmt.Errorf("'%s object' has no attribute '%s'", typeName(modelOf(in)), name))
+}
+
+// filterDefault is Jinja2's default: only an undefined value (an error
+// here, as templates run with StrictUndefined) is replaced, or with
+// boolean=true any false value. None is a value.
+func filterDefault(_ *exec.Evaluator, in *exec.Value, p *exec.VarArgs) *exec.Value {
+	def := exec.AsValue("")
+	if len(p.Args) > 0 {
+		def = p.Args[0]
+	} else if v, ok := p.KwArgs["default_value"]; ok {
+		def = v
+	}
+	boolean := len(p.Args) > 1 && p.Args[1].IsTrue()
+	if v, ok := p.KwArgs["boolean"]; ok {
+		boolean = v.IsTrue()
+	}
+	if in.IsError() {
+		if isUndefined(in) {
+			return def
+		}
+		return in
+	}
+	if boolean && !in.IsTrue() {
+		return def
+	}
+	return in
+}
+
+// isUndefined tells an undefined name, attribute or item apart from a
+// real failure (a function's error) that default must not hide.
+func isUndefined(v *exec.Value) bool {
+	msg := v.Error()
+	for _, s := range []string{"Unable to evaluate name", "not found", "argument is undefined", "there is no previous item", "there is no next item"} {
+		if strings.Contains(msg, s) {
+			return true
+		}
+	}
+	return false
+}
+
+func filterMinMax(sign int) exec.FilterFunction {
+	return func(_ *exec.Evaluator, in *exec.Value, p *exec.VarArgs) *exec.Value {
+		if in.IsError() {
+			return in
+		}
+		caseSensitive := p.GetKeywordArgument("case_sensitive", false).IsTrue()
+		attr := ""
+		if v, ok := p.KwArgs["attribute"]; ok {
+			attr = v.String()
+		}
+		var best any
+		var bestKey any
+		found := false
+		for _, it := range iterItems(in) {
+			key := it
+			if attr != "" {
+				v, ok := attrPath(it, attr)
+				if !ok {
+					return exec.AsValue(fmt.Errorf("'%s' is undefined", attr))
+				}
+				key = v
+			}
+			if s, ok := key.(string); ok && !caseSensitive {
+				key = strings.ToLower(s)
+			}
+			if !found {
+				best, bestKey, found = it, key, true
+				continue
+			}
+			c, err := pyCompare(key, bestKey)
+			if err != nil {
+				return exec.AsValue(fmt.Errorf("%w: cannot compare %s and %s", errType, typeName(key), typeName(bestKey)))
+			}
+			if c*sign > 0 {
+				best, bestKey = it, key
+			}
+		}
+		if !found {
+			return exec.AsValue(fmt.Errorf("no aggregated item, sequence was empty"))
+		}
+		return exec.AsValue(best)
+	}
+}
+
+// attrPath follows a dotted attribute path (Jinja2's make_attrgetter).
+func attrPath(v any, path string) (any, bool) {
+	for _, part := range strings.Split(path, ".") {
+		d, ok := unwrapModel(v).(*exec.Dict)
+		if !ok {
+			return nil, false
+		}
+		item, ok := dictGet(exec.AsValue(d), exec.AsValue(part))
+		if !ok {
+			return nil, false
+		}
+		v = modelOf(item)
+	}
+	return v, true
+}
+
+func mergeFilters(sets ...map[string]exec.FilterFunction) map[string]exec.FilterFunction {
+	out := map[string]exec.FilterFunction{}
+	for _, s := range sets {
+		for k, f := range s {
+			out[k] = f
+		}
+	}
+	return out
+}
