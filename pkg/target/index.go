@@ -170,7 +170,10 @@ func (n *pcreNode) candidates(ix Index) ([]Candidate, bool) {
 	if p == "" {
 		return nil, false
 	}
-	complete := n.literal
+	// The anchored regex's prefix can be shorter than the raw one's
+	// ("we(0)": "we" vs "we0"): only when both agree is every id with
+	// the prefix a sure match.
+	complete := n.literal && p == n.lit
 	// re.match is anchored at the start only: a literal regex matches
 	// every id it prefixes.
 	return prefixCandidates(ix, p, complete), true

@@ -169,8 +169,8 @@ func compileLeaf(typ Type, expr, delim string) (node, error) {
 		if err != nil {
 			return nil, &SyntaxError{Msg: "invalid regular expression (Go RE2 syntax)", Err: err}
 		}
-		_, complete := regexp.MustCompile(expr).LiteralPrefix()
-		return &pcreNode{re: re, literal: complete}, nil
+		lit, complete := regexp.MustCompile(expr).LiteralPrefix()
+		return &pcreNode{re: re, literal: complete, lit: lit}, nil
 	case Grain, GrainPCRE:
 		if delim == "" {
 			delim = ":"
@@ -246,6 +246,7 @@ type pcreNode struct {
 	// literal is set when the whole regex is a plain string, which then
 	// matches every id it prefixes.
 	literal bool
+	lit     string // that literal ("we0" for "we(0)")
 }
 
 func (n *pcreNode) match(id string, _ map[string]any) bool { return n.re.MatchString(id) }
