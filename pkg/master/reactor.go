@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/brine-cm/brine/pkg/config"
+	"github.com/brine-cm/brine/pkg/pyrender"
 	"github.com/brine-cm/brine/pkg/reactor"
 	"github.com/brine-cm/brine/pkg/webhook"
 )
@@ -22,10 +23,17 @@ func (m *Master) setupReactor() error {
 	if err != nil {
 		return fmt.Errorf("master config reactor: %w", err)
 	}
+	opts, err := m.cfg.Opts()
+	if err != nil {
+		return err
+	}
 	r, err := reactor.New(reactor.Config{
 		Rules: rules, Workers: m.cfg.ReactorWorkerThreads, QueueHighWater: m.cfg.ReactorWorkerHWM,
 		SpoolDir: filepath.Join(m.cfg.DataDir, "reactor"), Secrets: m.cfg.ReactorSecrets,
 		FileRoots: m.cfg.FileRoots["base"],
+		Opts:      opts,
+		PyLimits: pyrender.Limits{MaxSteps: m.cfg.ReactorPyMaxSteps,
+			Timeout: time.Duration(m.cfg.ReactorPyTimeout * float64(time.Second))},
 	}, m.reactorBus(), m, m.log.With("component", "reactor"))
 	if err != nil {
 		return fmt.Errorf("reactor: %w", err)
@@ -59,7 +67,8 @@ func (m *Master) setupReactor() error {
 	if m.cfg.Webhook != nil && m.cfg.Webhook.Listen != "" {
 		hooks := map[string]webhook.HookRule{}
 		for glob, h := range m.cfg.Webhook.Hooks {
-			hooks[glob] = webhook.HookRule{GitHubSecretFile: h.GitHubSecretFile, AllowSHA1: h.AllowSHA1, BearerTokenFile: h.BearerTokenFile}
+			hooks[glob] = webhook.HookRule{GitHubSecretFile: h.GitHubSecretFile, AllowSHA1: h.AllowSHA1, BearerTokenFile: h.BearerTokenFile,
+				AllowUnauthenticated: h.AllowUnauthenticated}
 		}
 		w := m.cfg.Webhook
 		srv, err := webhook.New(webhook.Config{
@@ -125,7 +134,12 @@ func (m *Master) Reload() error {
 	if err != nil {
 		return fmt.Errorf("reload: reactor: %w", err)
 	}
+	opts, err := cfg.Opts()
+	if err != nil {
+		return fmt.Errorf("reload: %w", err)
+	}
 	m.reactor.SetRules(rules)
+	m.reactor.SetOpts(opts)
 	m.clusterSetRules(rules)
 	m.mu.Lock()
 	m.cfg.FileRoots, m.cfg.PillarRoots = cfg.FileRoots, cfg.PillarRoots

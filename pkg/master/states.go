@@ -179,6 +179,15 @@ func (m *Master) prepareState(ctx context.Context, id string, grains map[string]
 	if err != nil {
 		return err
 	}
+	// state.sls(mods, saltenv): Salt's second positional argument, as
+	// reactions write it (`arg: [web.deploy, prod]`).
+	if _, set := kwargs["saltenv"]; !set && j.GetFun() == "state.sls" && len(args) > 1 {
+		env, ok := args[1].(string)
+		if !ok || env == "" {
+			return badArg("state.sls: saltenv (the second argument) must be an environment name, got %v", args[1])
+		}
+		opts.Saltenv = env
+	}
 	start := time.Now()
 	tree := m.currentTree()
 	mn := render.Minion{ID: id, Grains: grains}

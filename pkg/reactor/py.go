@@ -17,10 +17,7 @@ func (r *Reactor) renderPy(file string, src []byte, tag string, data map[string]
 	if err != nil {
 		return nil, err
 	}
-	opts := r.cfg.Opts
-	if opts == nil {
-		opts = map[string]any{}
-	}
+	opts := *r.opts.Load()
 	// A worker's own context is not threaded through render; the limits
 	// bound the run, and a master shutting down waits at most Timeout.
 	out, err := prog.Run(context.Background(), pyrender.Globals{

@@ -133,7 +133,17 @@ type Reactor struct {
 	lastOverflow atomic.Int64
 	sub          atomic.Pointer[event.Subscription]
 
-	py pyrender.Cache // compiled #!py reactor files
+	py   pyrender.Cache // compiled #!py reactor files
+	opts atomic.Pointer[map[string]any]
+}
+
+// SetOpts replaces what #!py reactor files see as __opts__ (SIGHUP
+// reload).
+func (r *Reactor) SetOpts(opts map[string]any) {
+	if opts == nil {
+		opts = map[string]any{}
+	}
+	r.opts.Store(&opts)
 }
 
 // New opens the spool and returns a Reactor; it starts nothing.
@@ -174,6 +184,7 @@ func New(cfg Config, bus event.Bus, local Local, log *slog.Logger) (*Reactor, er
 		outcomes: map[string]uint64{},
 	}
 	r.SetRules(cfg.Rules)
+	r.SetOpts(cfg.Opts)
 	return r, nil
 }
 
