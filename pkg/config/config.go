@@ -42,6 +42,10 @@ type Master struct {
 	Cluster              *Cluster            `yaml:"cluster" doc:"Several masters as one on NATS JetStream; off by default." default:"off"`
 	ReactorPyMaxSteps    uint64              `yaml:"reactor_py_max_steps" doc:"Starlark steps one run of a #!py reactor file may take before it is stopped." default:"10000000"`
 	ReactorPyTimeout     float64             `yaml:"reactor_py_timeout" doc:"Seconds one run of a #!py reactor file may take before it is stopped." default:"10"`
+	JinjaTrimBlocks      bool                `yaml:"jinja_trim_blocks" doc:"Jinja's trim_blocks for SLS files and file templates, as Salt: the newline after a block tag is removed." default:"false"`
+	JinjaLstripBlocks    bool                `yaml:"jinja_lstrip_blocks" doc:"Jinja's lstrip_blocks for SLS files and file templates, as Salt: whitespace before a block tag on its line is removed." default:"false"`
+	JinjaSLSEnv          map[string]bool     `yaml:"jinja_sls_env" doc:"Jinja options for SLS, top and pillar files (Salt's jinja_sls_env): trim_blocks and lstrip_blocks, each on when set here or by jinja_trim_blocks/jinja_lstrip_blocks. Other Jinja options are refused." default:"{}"`
+	JinjaEnv             map[string]bool     `yaml:"jinja_env" doc:"Jinja options for file.managed templates (Salt's jinja_env), as jinja_sls_env." default:"{}"`
 
 	// Extra holds top-level keys brine does not know, as Salt keeps them
 	// in __opts__: #!py reactors read their own settings there
@@ -85,6 +89,25 @@ type HookRule struct {
 	BearerTokenFile  string `yaml:"bearer_token_file" doc:"Require Authorization: Bearer with the token in this file." default:""`
 	// The story's #!py deploy reactor checks the signature itself.
 	AllowUnauthenticated bool `yaml:"allow_unauthenticated" doc:"Accept requests on these paths without any credential (logged loudly at start); only for reactors that verify the request themselves. Exclusive with the two files." default:"false"`
+}
+
+// JinjaWhitespace returns trim_blocks and lstrip_blocks for SLS files
+// (jinja_sls_env) and for file templates (jinja_env), each on when the
+// section or the global jinja_trim_blocks/jinja_lstrip_blocks says so.
+func (c Master) JinjaWhitespace() (sls, files [2]bool, err error) {
+	pick := func(key string, env map[string]bool) ([2]bool, error) {
+		for k := range env {
+			if k != "trim_blocks" && k != "lstrip_blocks" {
+				return [2]bool{}, fmt.Errorf("%s: option %q is not supported (only trim_blocks and lstrip_blocks)", key, k)
+			}
+		}
+		return [2]bool{c.JinjaTrimBlocks || env["trim_blocks"], c.JinjaLstripBlocks || env["lstrip_blocks"]}, nil
+	}
+	if sls, err = pick("jinja_sls_env", c.JinjaSLSEnv); err != nil {
+		return sls, files, err
+	}
+	files, err = pick("jinja_env", c.JinjaEnv)
+	return sls, files, err
 }
 
 // Cluster joins several masters through NATS JetStream.
