@@ -17,7 +17,7 @@ func TestJinjaWhitespace(t *testing.T) {
 		{"global options set both", "jinja_trim_blocks: true\njinja_lstrip_blocks: true\n", [2]bool{true, true}, [2]bool{true, true}, ""},
 		{"jinja_sls_env only for SLS", "jinja_sls_env: {trim_blocks: true}\n", [2]bool{true, false}, [2]bool{}, ""},
 		{"jinja_env only for file templates", "jinja_env: {lstrip_blocks: true}\n", [2]bool{}, [2]bool{false, true}, ""},
-		{"other Jinja options refused", "jinja_sls_env: {autoescape: true}\n", [2]bool{}, [2]bool{}, `jinja_sls_env: option "block_start_string" is not supported`},
+		{"other Jinja options refused", "jinja_sls_env: {autoescape: true}\n", [2]bool{}, [2]bool{}, `jinja_sls_env: option "autoescape" is not supported`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
