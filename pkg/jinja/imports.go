@@ -2,6 +2,7 @@ package jinja
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 
@@ -26,6 +27,9 @@ type importStmt struct {
 	alias    string            // import ... as alias (whole module)
 	names    map[string]string // from ... import name as alias
 	kind     string            // "jinja", "yaml", "json", "text"
+	// withContext renders the imported template in the importer's
+	// context; without it, only in the globals (Salt's context).
+	withContext bool
 }
 
 func (s *importStmt) Position() *tokens.Token { return s.location }
@@ -49,8 +53,11 @@ func parseImportAs(kind string) parser.ControlStructureParser {
 			return nil, args.Error("expected a name after as", args.Current())
 		}
 		s.alias = alias.Val
-		if args.MatchName("with", "without") != nil {
-			args.MatchName("context")
+		if w := args.MatchName("with", "without"); w != nil {
+			if args.MatchName("context") == nil {
+				return nil, args.Error(`expected "context"`, args.Current())
+			}
+			s.withContext = w.Val == "with"
 		}
 		if !args.End() {
 			return nil, args.Error("unexpected tokens after import", args.Current())
@@ -70,8 +77,11 @@ func parseFromImport(p *parser.Parser, args *parser.Parser) (nodes.ControlStruct
 		return nil, args.Error(`expected "import"`, args.Current())
 	}
 	for !args.End() {
-		if args.MatchName("with", "without") != nil {
-			args.MatchName("context")
+		if w := args.MatchName("with", "without"); w != nil {
+			if args.MatchName("context") == nil {
+				return nil, args.Error(`expected "context"`, args.Current())
+			}
+			s.withContext = w.Val == "with"
 			break
 		}
 		name := args.Match(tokens.Name)
@@ -125,7 +135,9 @@ func (s *importStmt) Execute(r *exec.Renderer, _ *nodes.ControlStructureBlock) e
 	}
 	var out bytes.Buffer
 	env := &exec.Environment{
-		Context:           r.Environment.Context.Inherit(),
+		Context:           renderContext(r, s.withContext),
+		Globals:           r.Environment.Globals,
+		Hooks:             r.Environment.Hooks,
 		Filters:           r.Environment.Filters,
 		Tests:             r.Environment.Tests,
 		ControlStructures: r.Environment.ControlStructures,
@@ -212,4 +224,118 @@ func loadJSONFilter(_ *exec.Evaluator, in *exec.Value, _ *exec.VarArgs) *exec.Va
 		return exec.AsValue(fmt.Errorf("load_json: %w", err))
 	}
 	return exec.AsValue(toModel(v))
+}
+
+// renderContext is the context an imported or included template renders
+// in: a child of the caller's, or of the globals alone.
+func renderContext(r *exec.Renderer, withContext bool) *exec.Context {
+	if withContext || r.Environment.Globals == nil {
+		return r.Environment.Context.Inherit()
+	}
+	return r.Environment.Globals.Inherit()
+}
+
+// includeStmt is Jinja's include: a name or a list of names (the first
+// that exists), "ignore missing", and with/without context. The included
+// template renders in a child context, so its {% set %} stays its own.
+type includeStmt struct {
+	location      *tokens.Token
+	file          nodes.Expression
+	ignoreMissing bool
+	withContext   bool
+}
+
+func (s *includeStmt) Position() *tokens.Token { return s.location }
+func (s *includeStmt) String() string {
+	return fmt.Sprintf("IncludeControlStructure(Line=%d Col=%d)", s.location.Line, s.location.Col)
+}
+
+func parseInclude(p *parser.Parser, args *parser.Parser) (nodes.ControlStructure, error) {
+	s := &includeStmt{location: args.Current(), withContext: true}
+	expr, err := args.ParseExpression()
+	if err != nil {
+		return nil, err
+	}
+	s.file = expr
+	if args.MatchName("ignore") != nil {
+		if args.MatchName("missing") == nil {
+			return nil, args.Error(`expected "missing" after "ignore"`, args.Current())
+		}
+		s.ignoreMissing = true
+	}
+	if w := args.MatchName("with", "without"); w != nil {
+		if args.MatchName("context") == nil {
+			return nil, args.Error(`expected "context"`, args.Current())
+		}
+		s.withContext = w.Val == "with"
+	}
+	if !args.End() {
+		return nil, args.Error("unexpected tokens after include", args.Current())
+	}
+	return s, nil
+}
+
+func (s *includeStmt) Execute(r *exec.Renderer, _ *nodes.ControlStructureBlock) error {
+	fv := r.Eval(s.file)
+	if fv.IsError() {
+		return fv
+	}
+	var names []string
+	switch x := modelOf(fv).(type) {
+	case *List:
+		for _, it := range *x {
+			names = append(names, pyStr(exec.ToValue(it)))
+		}
+	case *Tuple:
+		for _, it := range *x {
+			names = append(names, pyStr(exec.ToValue(it)))
+		}
+	default:
+		names = []string{fv.String()}
+	}
+	var name string
+	var lastErr error
+	for _, n := range names {
+		canon, err := r.Loader.Resolve(n)
+		if err == nil {
+			name = canon
+			break
+		}
+		lastErr = fmt.Errorf("include %q: %w", n, err)
+	}
+	if name == "" {
+		if s.ignoreMissing {
+			return nil
+		}
+		if lastErr == nil {
+			lastErr = errors.New("include: no template named")
+		}
+		return lastErr
+	}
+	ld, err := r.Loader.Inherit(name)
+	if err != nil {
+		return fmt.Errorf("include %q: %w", name, err)
+	}
+	rd, err := ld.Read(name)
+	if err != nil {
+		return fmt.Errorf("include %q: %w", name, err)
+	}
+	src, err := io.ReadAll(rd)
+	if err != nil {
+		return fmt.Errorf("include %q: %w", name, err)
+	}
+	if line, col, ch, bad := badTagChar(string(src)); bad {
+		return newError(name, string(src), line, col, fmt.Sprintf("template syntax error: unexpected character %q in a tag", ch), nil)
+	}
+	tpl, err := exec.NewTemplate(name, r.Config, ld, r.Environment)
+	if err != nil {
+		return parseError(name, string(src), err)
+	}
+	env := *r.Environment
+	env.Context = renderContext(r, s.withContext)
+	sub := exec.NewRenderer(&env, r.Output, r.Config, ld, tpl)
+	if err := sub.Execute(); err != nil {
+		return runtimeError(name, string(src), tpl.Root(), err)
+	}
+	return nil
 }

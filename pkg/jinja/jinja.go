@@ -60,6 +60,7 @@ func newEnvironment() *exec.Environment {
 	}
 	wrapped["from"] = positionedParser("from", parseFromImport)
 	wrapped["import"] = positionedParser("import", parseImportAs("jinja"))
+	wrapped["include"] = positionedParser("include", parseInclude)
 	for name, p := range wrapped {
 		_ = structures.Replace(name, p)
 	}

@@ -464,3 +464,19 @@ func pyStr(v *exec.Value) string {
 	}
 	return v.String()
 }
+
+func (pyHooks) Tuple(items []*exec.Value) any {
+	t := make(Tuple, len(items))
+	for i, v := range items {
+		t[i] = modelOf(v)
+	}
+	return &t
+}
+
+func (pyHooks) Mapping(keys []string, values map[string]*exec.Value) any {
+	d := &exec.Dict{}
+	for _, k := range keys {
+		d.Pairs = append(d.Pairs, &exec.Pair{Key: exec.AsValue(k), Value: exec.AsValue(modelOf(values[k]))})
+	}
+	return d
+}

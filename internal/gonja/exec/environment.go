@@ -31,6 +31,15 @@ type Hooks interface {
 	Eval(e *Evaluator, node nodes.Expression) (*Value, bool)
 	// Print is how {{ value }} is written out.
 	Print(v *Value) string
+	// Tuple and Mapping build a macro's varargs and kwargs.
+	Tuple(items []*Value) any
+	Mapping(keys []string, values map[string]*Value) any
+}
+
+// ValueNode is an expression node that already holds its value.
+type ValueNode interface {
+	nodes.Expression
+	Value() *Value
 }
 
 type FilterSet struct {

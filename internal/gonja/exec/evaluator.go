@@ -88,6 +88,8 @@ func (e *Evaluator) Eval(node nodes.Expression) *Value {
 		return e.EvaluateFiltered(n)
 	case *nodes.TestExpression:
 		return e.EvalTest(n)
+	case ValueNode:
+		return n.Value()
 	default:
 		return AsValue(errors.Errorf(`Unknown expression type "%T"`, n))
 	}

@@ -2,9 +2,11 @@ package exec
 
 import (
 	"fmt"
+	"reflect"
 	"strings"
 
 	"github.com/brine-cm/brine/internal/gonja/nodes"
+	"github.com/brine-cm/brine/internal/gonja/tokens"
 	"github.com/pkg/errors"
 )
 
@@ -42,7 +44,40 @@ func (ms *MacroSet) Replace(name string, fn Macro) error {
 }
 
 func MacroNodeToFunc(node *nodes.Macro, r *Renderer) (Macro, error) {
+	// Jinja2 macros take extra positional and keyword arguments, and a
+	// caller, when their body uses varargs, kwargs or caller.
+	varArgsName, kwArgsName := node.VarArgsName, node.KwArgsName
+	if varArgsName == "" && usesName(node.Wrapper, "varargs") {
+		varArgsName = "varargs"
+	}
+	if kwArgsName == "" && usesName(node.Wrapper, "kwargs") {
+		kwArgsName = "kwargs"
+	}
+	declared := map[string]bool{}
+	for _, kw := range node.Kwargs {
+		if n, ok := kw.Key.(*nodes.String); ok {
+			declared[n.Val] = true
+		}
+		if n, ok := kw.Key.(*nodes.Name); ok {
+			declared[n.Name.Val] = true
+		}
+	}
 	return func(params *VarArgs) *Value {
+		if c, ok := params.KwArgs["caller"]; ok && !declared["caller"] {
+			kw := make(map[string]*Value, len(params.KwArgs))
+			for k, v := range params.KwArgs {
+				if k != "caller" {
+					kw[k] = v
+				}
+			}
+			var order []string
+			for _, k := range params.KwOrder {
+				if k != "caller" {
+					order = append(order, k)
+				}
+			}
+			params = &VarArgs{Args: params.Args, KwArgs: kw, KwOrder: order, caller: c}
+		}
 		var out strings.Builder
 		sub := r.Inherit()
 		sub.Output = &out
@@ -72,10 +107,10 @@ func MacroNodeToFunc(node *nodes.Macro, r *Renderer) (Macro, error) {
 		// --- Collect overflow positional args into *args (if declared) ---
 		var varArgsList []any
 		if positionalCount > len(node.Kwargs) {
-			if node.VarArgsName == "" {
+			if varArgsName == "" {
 				return AsValue(fmt.Errorf(
-					"macro '%s' received %d arguments but expected only %d",
-					node.Name, positionalCount, len(node.Kwargs),
+					"macro '%s' takes not more than %d argument(s)",
+					node.Name, len(node.Kwargs),
 				))
 			}
 			for i := len(node.Kwargs); i < positionalCount; i++ {
@@ -84,9 +119,11 @@ func MacroNodeToFunc(node *nodes.Macro, r *Renderer) (Macro, error) {
 		}
 
 		// --- Bind keyword args, overflowing to **kwargs if declared ---
-		extraKwargs := map[string]any{}
+		extraKwargs := map[string]*Value{}
+		var extraOrder []string
 	kwargs:
-		for keyword, argument := range params.KwArgs {
+		for _, keyword := range params.KwNames() {
+			argument := params.KwArgs[keyword]
 			for i, validArgument := range node.Kwargs {
 				validKeyword := r.Eval(validArgument.Key)
 				if validKeyword.IsError() {
@@ -109,8 +146,9 @@ func MacroNodeToFunc(node *nodes.Macro, r *Renderer) (Macro, error) {
 				}
 			}
 			// Unmatched keyword arg: route to **kwargs if defined, else error.
-			if node.KwArgsName != "" {
-				extraKwargs[keyword] = argument.Interface()
+			if kwArgsName != "" {
+				extraKwargs[keyword] = argument
+				extraOrder = append(extraOrder, keyword)
 			} else {
 				return AsValue(fmt.Errorf(
 					"macro '%s' takes no keyword argument '%s'", node.Name, keyword,
@@ -148,25 +186,33 @@ func MacroNodeToFunc(node *nodes.Macro, r *Renderer) (Macro, error) {
 		}
 
 		// Inject *args
-		if node.VarArgsName != "" {
-			if varArgsList == nil {
-				varArgsList = []any{}
+		if varArgsName != "" {
+			var items []*Value
+			for _, v := range varArgsList {
+				items = append(items, ToValue(v))
 			}
-			sub.Environment.Context.Set(node.VarArgsName, varArgsList)
+			if h := r.Environment.Hooks; h != nil {
+				sub.Environment.Context.Set(varArgsName, h.Tuple(items))
+			} else {
+				sub.Environment.Context.Set(varArgsName, varArgsList)
+			}
 		}
 
 		// Inject **kwargs
-		if node.KwArgsName != "" {
-			sub.Environment.Context.Set(node.KwArgsName, extraKwargs)
+		if kwArgsName != "" {
+			if h := r.Environment.Hooks; h != nil {
+				sub.Environment.Context.Set(kwArgsName, h.Mapping(extraOrder, extraKwargs))
+			} else {
+				m := map[string]any{}
+				for k, v := range extraKwargs {
+					m[k] = v.Interface()
+				}
+				sub.Environment.Context.Set(kwArgsName, m)
+			}
 		}
 
-		// --- Inject caller() if a {% call %} block supplied one ---
-		// The {% call %} control structure writes a callable into a special
-		// per-call slot in the renderer's context before invoking the macro.
-		if caller, ok := r.Environment.Context.Get("__gonja_caller__"); ok && caller != nil {
-			sub.Environment.Context.Set("caller", caller)
-			// Consume it so nested unrelated macro calls don't see it.
-			r.Environment.Context.Set("__gonja_caller__", nil)
+		if params.caller != nil {
+			sub.Environment.Context.Set("caller", params.caller)
 		}
 
 		err := sub.ExecuteWrapper(node.Wrapper)
@@ -175,4 +221,49 @@ func MacroNodeToFunc(node *nodes.Macro, r *Renderer) (Macro, error) {
 		}
 		return AsSafeValue(out.String())
 	}, nil
+}
+
+// usesName reports whether the node tree refers to the variable name.
+func usesName(root any, name string) bool {
+	seen := map[uintptr]bool{}
+	var walk func(v reflect.Value) bool
+	walk = func(v reflect.Value) bool {
+		switch v.Kind() {
+		case reflect.Pointer:
+			if v.IsNil() || seen[v.Pointer()] {
+				return false
+			}
+			seen[v.Pointer()] = true
+			if n, ok := v.Interface().(*nodes.Name); ok {
+				return n.Name != nil && n.Name.Val == name
+			}
+			if _, ok := v.Interface().(*tokens.Token); ok {
+				return false
+			}
+			return walk(v.Elem())
+		case reflect.Interface:
+			return !v.IsNil() && walk(v.Elem())
+		case reflect.Struct:
+			for i := 0; i < v.NumField(); i++ {
+				if v.Type().Field(i).IsExported() && walk(v.Field(i)) {
+					return true
+				}
+			}
+		case reflect.Slice, reflect.Array:
+			for i := 0; i < v.Len(); i++ {
+				if walk(v.Index(i)) {
+					return true
+				}
+			}
+		case reflect.Map:
+			it := v.MapRange()
+			for it.Next() {
+				if walk(it.Value()) {
+					return true
+				}
+			}
+		}
+		return false
+	}
+	return walk(reflect.ValueOf(root))
 }

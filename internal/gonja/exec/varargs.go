@@ -16,6 +16,7 @@ type VarArgs struct {
 	KwArgs map[string]*Value
 	// KwOrder is KwArgs' names in the order they were written, when known.
 	KwOrder []string
+	caller  *Value // the {% call %} body passed to a macro
 }
 
 // KwNames lists the keyword arguments in call order (sorted when the

@@ -3,6 +3,8 @@ package controlStructures
 import (
 	"bytes"
 	"fmt"
+	"maps"
+	"slices"
 
 	"github.com/brine-cm/brine/internal/gonja/exec"
 	"github.com/brine-cm/brine/internal/gonja/nodes"
@@ -20,6 +22,7 @@ type CallControlStructure struct {
 	Location *tokens.Token
 	Call     *nodes.Call    // the macro invocation
 	Body     *nodes.Wrapper // body to expose as caller()
+	Params   []string       // {% call(a, b) m() %}: caller's parameters
 }
 
 func (c *CallControlStructure) Position() *tokens.Token { return c.Location }
@@ -33,6 +36,15 @@ func (c *CallControlStructure) Execute(r *exec.Renderer, tag *nodes.ControlStruc
 	callerFn := func(va *exec.VarArgs) *exec.Value {
 		buf := new(bytes.Buffer)
 		sub := r.Inherit()
+		for i, name := range c.Params {
+			if i < len(va.Args) {
+				sub.Environment.Context.Set(name, va.Args[i])
+			} else if v, ok := va.KwArgs[name]; ok {
+				sub.Environment.Context.Set(name, v)
+			} else {
+				return exec.AsValue(fmt.Errorf("caller() is missing argument %q", name))
+			}
+		}
 		originalOutput := sub.Output
 		sub.Output = buf
 		err := sub.ExecuteWrapper(c.Body)
@@ -43,18 +55,15 @@ func (c *CallControlStructure) Execute(r *exec.Renderer, tag *nodes.ControlStruc
 		return exec.AsSafeValue(buf.String())
 	}
 
-	// Stash the caller in the context so MacroNodeToFunc can find and bind it.
-	r.Environment.Context.Set("__gonja_caller__", callerFn)
-
-	// Invoke the macro by evaluating the call expression. The result is the
-	// macro's rendered output, which we write to the renderer.
-	result := r.Eval(c.Call)
+	// As in Jinja2, the body reaches the macro as its caller keyword.
+	call := *c.Call
+	call.Kwargs = maps.Clone(c.Call.Kwargs)
+	call.Kwargs["caller"] = &callerNode{fn: callerFn, loc: c.Location}
+	call.KwOrder = append(slices.Clone(c.Call.KwOrder), "caller")
+	result := r.Eval(&call)
 	if result.IsError() {
 		return errors.Wrapf(result, "Unable to execute {%% call %%}")
 	}
-
-	// Ensure stash is cleared even if the macro didn't consume it.
-	r.Environment.Context.Set("__gonja_caller__", nil)
 
 	if _, err := r.Output.Write([]byte(result.String())); err != nil {
 		return err
@@ -64,6 +73,19 @@ func (c *CallControlStructure) Execute(r *exec.Renderer, tag *nodes.ControlStruc
 
 func callParser(p *parser.Parser, args *parser.Parser) (nodes.ControlStructure, error) {
 	cs := &CallControlStructure{Location: p.Current()}
+
+	if args.Match(tokens.LeftParenthesis) != nil {
+		for args.Match(tokens.RightParenthesis) == nil {
+			name := args.Match(tokens.Name)
+			if name == nil {
+				return nil, args.Error("Expected a parameter name in call(...)", args.Current())
+			}
+			cs.Params = append(cs.Params, name.Val)
+			if args.Match(tokens.Comma) == nil && args.Current(tokens.RightParenthesis) == nil {
+				return nil, args.Error("Expected , or ) in call(...)", args.Current())
+			}
+		}
+	}
 
 	// Parse the macro-call expression: name(arg1, arg2, key=val, ...).
 	expr, err := args.ParseExpression()
@@ -90,6 +112,15 @@ func callParser(p *parser.Parser, args *parser.Parser) (nodes.ControlStructure, 
 		return nil, endargs.Error("endcall takes no arguments", nil)
 	}
 
-	_ = tokens.RightParenthesis // keep tokens import used if call args change
 	return cs, nil
 }
+
+// callerNode is an expression that evaluates to the caller() function.
+type callerNode struct {
+	fn  func(*exec.VarArgs) *exec.Value
+	loc *tokens.Token
+}
+
+func (n *callerNode) Position() *tokens.Token { return n.loc }
+func (n *callerNode) String() string          { return "caller" }
+func (n *callerNode) Value() *exec.Value      { return exec.AsValue(n.fn) }

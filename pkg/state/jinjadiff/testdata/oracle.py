@@ -51,33 +51,28 @@ def echo(*args, **kwargs):
 def main():
     req = json.load(sys.stdin)
     sources = {c["template"]: c["source"] for c in req["cases"]}
-    envs = {}
+    loader = jinja2.ChoiceLoader([jinja2.DictLoader(sources), jinja2.FileSystemLoader(req["root"])])
     results = []
     for case in req["cases"]:
-        key = (case.get("trim_blocks", False), case.get("lstrip_blocks", False))
-        env = envs.get(key)
-        if env is None:
-            env = SaltLikeEnvironment(
-                loader=jinja2.ChoiceLoader([
-                    jinja2.DictLoader(sources),
-                    jinja2.FileSystemLoader(req["root"]),
-                ]),
-                undefined=jinja2.StrictUndefined,
-                extensions=["jinja2.ext.do", "jinja2.ext.loopcontrols"],
-                trim_blocks=key[0],
-                lstrip_blocks=key[1],
-                keep_trailing_newline=False,
-            )
-            env.filters["tojson"] = tojson
-            env.globals["raise"] = salt_raise
-            envs[key] = env
+        # A fresh environment per case: Salt builds one per render, and a
+        # case mutating pillar must not leak into the next.
+        env = SaltLikeEnvironment(
+            loader=loader,
+            undefined=jinja2.StrictUndefined,
+            extensions=["jinja2.ext.do", "jinja2.ext.loopcontrols"],
+            trim_blocks=case.get("trim_blocks", False),
+            lstrip_blocks=case.get("lstrip_blocks", False),
+            keep_trailing_newline=False,
+        )
+        env.filters["tojson"] = tojson
+        env.globals["raise"] = salt_raise
         ctx = json.loads(json.dumps(req["context"]))
         ctx["salt"] = {"test.echo": echo}
+        # Salt puts the whole context in the globals too, so templates
+        # imported without context still see grains and pillar.
+        env.globals.update(ctx)
         try:
-            # Salt puts the whole context in the globals too, so templates
-            # imported without context still see grains and pillar.
-            tmpl = env.get_template(case["template"], globals=ctx)
-            out = tmpl.render(**ctx)
+            out = env.get_template(case["template"]).render(**ctx)
             if case["source"].endswith("\n"):
                 out += "\n"  # salt.utils.templates re-adds it
             results.append({"name": case["name"], "out": out, "error": ""})
