@@ -130,3 +130,46 @@ func TestPyStateErrorsNameTheFile(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 }
+
+type hostMine map[string]any
+
+func (h hostMine) MineGet(ctx context.Context, requester, tgt, fun, tgtType string) (map[string]any, error) {
+	if tgt != "roles:mongodb_server" || fun != "network.get_hostname" || tgtType != "grain" {
+		return nil, nil
+	}
+	return h, nil
+}
+
+// The repository's #!py replica-set state compiles to exactly what its
+// Jinja twin does, from the same mine and pillar.
+func TestRepoReplsetPyMatchesJinja(t *testing.T) {
+	states, _ := filepath.Abs("../../states")
+	for name, mine := range map[string]hostMine{
+		"three members": {"db2": "db2.example", "db1": "db1.example", "db10": "db10.example"},
+		"empty mine":    {},
+	} {
+		t.Run(name, func(t *testing.T) {
+			tr := &render.Tree{
+				FileRoots:   map[string][]string{"base": {states}},
+				PillarRoots: map[string][]string{"base": {filepath.Join(states, "pillar")}},
+				Matcher:     allMatch{}, Funcs: mine,
+			}
+			mn := render.Minion{ID: "db1", Grains: map[string]any{"roles": []any{"mongo_primary"}}}
+			var got [2]string
+			for i, sls := range []string{"mongodb.replset", "mongodb.replset_py"} {
+				chunks, err := tr.SLS(context.Background(), mn, []string{sls}, render.Options{Saltenv: "base"})
+				if err != nil {
+					t.Fatal(err)
+				}
+				b, _ := json.MarshalIndent(chunks, "", " ")
+				got[i] = strings.ReplaceAll(string(b), "replset_py", "replset")
+			}
+			if got[0] != got[1] {
+				t.Fatalf("jinja and #!py replset differ:\n--- jinja\n%s\n--- py\n%s", got[0], got[1])
+			}
+			if len(mine) > 0 && !strings.Contains(got[1], `"db10.example:27017"`) {
+				t.Fatalf("members missing:\n%s", got[1])
+			}
+		})
+	}
+}
