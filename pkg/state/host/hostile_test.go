@@ -200,6 +200,18 @@ func TestHelperBindMounted(t *testing.T) {
 	if _, err := Update(context.Background(), hosts, Edit{Absent: true, Name: "oldname"}); err != nil {
 		t.Fatal(err)
 	}
+	// Read-only (a :ro volume): a clear error, the content stays whole.
+	if out, err := exec.Command("mount", "-o", "remount,ro,bind", hosts).CombinedOutput(); err != nil {
+		t.Fatalf("remount ro: %v %s", err, out)
+	}
+	before, _ := os.ReadFile(hosts)
+	_, err = Update(context.Background(), hosts, Edit{Name: "cache", IPs: []string{"10.0.0.6"}})
+	if err == nil || !strings.Contains(err.Error(), "read-only file system") || !strings.Contains(err.Error(), hosts) {
+		t.Fatalf("read-only bind mount: %v", err)
+	}
+	if after, _ := os.ReadFile(hosts); !bytes.Equal(before, after) {
+		t.Fatalf("read-only file changed: %q", after)
+	}
 	fmt.Println("BIND-OK")
 }
 

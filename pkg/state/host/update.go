@@ -175,7 +175,10 @@ func replace(path string, data []byte, orig os.FileInfo) (string, error) {
 	if errors.Is(err, syscall.EBUSY) || errors.Is(err, syscall.EXDEV) {
 		// The fsynced temp file stays until the in-place write is
 		// durable: after a crash in between it holds the intended file.
-		if err := writeInPlace(path, data, orig); err != nil {
+		if started, err := writeInPlace(path, data, orig); err != nil {
+			if !started {
+				return "", err // path untouched: nothing to recover
+			}
 			keep = true
 			return "", fmt.Errorf("%w (the intended content is in %s)", err, tmpName)
 		}
@@ -223,29 +226,29 @@ func sameVersion(a, b os.FileInfo) bool {
 // writeInPlace rewrites a file that cannot be renamed over: it writes the
 // whole content from offset 0, then cuts the file to length and fsyncs, on
 // a descriptor opened without following links and checked to be orig.
-func writeInPlace(path string, data []byte, orig os.FileInfo) error {
+func writeInPlace(path string, data []byte, orig os.FileInfo) (started bool, err error) {
 	fd, err := os.OpenFile(path, os.O_WRONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return fmt.Errorf("write %s in place: %w", path, err)
+		return false, fmt.Errorf("write %s in place: %w", path, err)
 	}
 	defer fd.Close()
 	fi, err := fd.Stat()
 	if err != nil {
-		return fmt.Errorf("write %s in place: %w", path, err)
+		return false, fmt.Errorf("write %s in place: %w", path, err)
 	}
 	if orig == nil || !sameVersion(orig, fi) || !fi.Mode().IsRegular() {
-		return fmt.Errorf("write %s in place: replaced since it was read; not written", path)
+		return false, fmt.Errorf("write %s in place: replaced since it was read; not written", path)
 	}
 	if _, err := fd.WriteAt(data, 0); err != nil {
-		return fmt.Errorf("write %s in place: %w", path, err)
+		return true, fmt.Errorf("write %s in place: %w", path, err)
 	}
 	if err := fd.Truncate(int64(len(data))); err != nil {
-		return fmt.Errorf("write %s in place: truncate: %w", path, err)
+		return true, fmt.Errorf("write %s in place: truncate: %w", path, err)
 	}
 	if err := fd.Sync(); err != nil {
-		return fmt.Errorf("write %s in place: fsync: %w", path, err)
+		return true, fmt.Errorf("write %s in place: fsync: %w", path, err)
 	}
-	return nil
+	return true, nil
 }
 
 // removeStaleTemps deletes temp files of writers killed mid-write. It runs
