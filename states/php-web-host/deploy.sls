@@ -1,52 +1,74 @@
 {#-
-  Deploys one commit of the application into its own release directory and
-  switches the current symlink to it; nginx reloads and uwsgi restarts when
-  the symlink moves.
+  Deploys one commit of the application into its own release directory,
+  switches the current symlink to it in one rename, reloads uWSGI and
+  nginx gracefully, and keeps the newest releases.
 
-  Pillar: deploy:repo (git URL), deploy:rev (commit sha),
-          deploy:root (default /srv/app).
+  Pillar: deploy:repo (git URL), deploy:rev (the commit, from the push),
+          deploy:root (default /srv/app; map.jinja's deploy_dir),
+          php_web_host:keep_releases (default 5, current included).
+
+  A checkout that fails (a revision that does not exist) stops here: the
+  symlink requires it, so current stays on the release it was on, and
+  the failed git.latest's comment says why.
 #}
+{%- from "php-web-host/map.jinja" import php_web_host as c with context %}
 {%- set repo = salt['pillar.get']('deploy:repo') %}
-{%- set rev = salt['pillar.get']('deploy:rev') %}
-{%- set root = salt['pillar.get']('deploy:root', '/srv/app') %}
-{%- if not repo or not rev %}
+{%- set rev = salt['pillar.get']('deploy:rev') | string %}
+{%- if not repo or not rev or rev == 'None' %}
 {{ raise('php-web-host.deploy needs pillar deploy:repo and deploy:rev') }}
 {%- endif %}
-{%- set release = root ~ '/releases/' ~ rev %}
+{%- if '/' in rev or rev.startswith('.') or rev.startswith('-') %}
+{{ raise('php-web-host.deploy: deploy:rev ' ~ (rev | json) ~ ' cannot name a release directory') }}
+{%- endif %}
+{%- set release = c.deploy_dir ~ '/releases/' ~ rev %}
 
 include:
   - .packages
 
 app-release:
   git.latest:
-    - name: {{ repo }}
-    - target: {{ release }}
-    - rev: {{ rev }}
+    - name: {{ repo | json }}
+    - target: {{ release | json }}
+    - rev: {{ rev | json }}
     - force_reset: True
     - require:
       - pkg: php-web-host-packages
 
+{#- file.symlink makes the new link beside the old one and renames it
+    over: a request sees the old release or the new one, never no link. #}
 app-current:
   file.symlink:
-    - name: {{ root }}/current
-    - target: {{ release }}
+    - name: {{ c.deploy_dir }}/current
+    - target: {{ release | json }}
     - force: True
     - require:
       - git: app-release
 
+{#- Graceful: uWSGI's master finishes the requests in flight and re-execs
+    on the socket it keeps listening on (requests wait in the backlog);
+    nginx starts new workers and retires the old ones. #}
 nginx:
   service.running:
-    - enable: True
+    - name: {{ c.nginx_service }}
     - reload: True
-    - require:
-      - pkg: php-web-host-packages
     - watch:
-      - file: {{ root }}/current
+      - file: app-current
 
 uwsgi:
   service.running:
-    - enable: True
-    - require:
-      - pkg: php-web-host-packages
+    - name: {{ c.uwsgi_service }}
+    - reload: True
     - watch:
-      - file: {{ root }}/current
+      - file: app-current
+
+{#- Keep the newest releases by mtime, never the live one, whatever its
+    age (a rollback points current at an old directory). #}
+app-prune-releases:
+  cmd.run:
+    - name: ls -1t | grep -vxF -- "$(basename "$(readlink ../current)")" | tail -n +{{ c.keep_releases | int }} | xargs -r rm -rf --
+    - cwd: {{ c.deploy_dir }}/releases
+    - onchanges:
+      - file: app-current
+    - require:
+      - service: nginx
+      - service: uwsgi

@@ -1,5 +1,6 @@
-{#- The list comes from pillar php_web_host:packages when set, so hosts
-    that get nginx/uwsgi another way (or offline test hosts) can narrow it. #}
+{#- The web tier's packages (nginx, uWSGI with its PHP plugin, php-cli,
+    and git for the deploy), named per OS family by map.jinja. #}
+{%- from "php-web-host/map.jinja" import php_web_host with context %}
 php-web-host-packages:
   pkg.installed:
-    - pkgs: {{ salt['pillar.get']('php_web_host:packages', ['nginx', 'uwsgi', 'uwsgi-plugin-php', 'git']) | json }}
+    - pkgs: {{ php_web_host.pkgs | json }}

@@ -3,6 +3,7 @@ base:
   'roles:php-web-host':
     - match: grain
     - deploy
+    - php-web-host
   'roles:mongo*':
     - match: grain
     - mongodb
