@@ -194,6 +194,7 @@ func ParseLsRemote(out string) LsRemote {
 
 type plan struct {
 	clone     bool
+	existed   bool // the clone target was there (empty) before
 	want      target
 	head      string
 	branch    string // local branch to be on, "" for detached
@@ -228,12 +229,13 @@ func (s Spec) plan(ctx context.Context) (plan, error) {
 	if p.branch == "" {
 		p.branch = want.branch
 	}
-	_, empty, err := isEmptyDir(s.Target)
+	existed, empty, err := isEmptyDir(s.Target)
 	if err != nil {
 		return p, fmt.Errorf("git.latest: target %s: %w", s.Target, err)
 	}
 	if empty {
 		p.clone = true
+		p.existed = existed
 		p.changes["new"] = s.URL + " => " + s.Target
 		p.changes["revision"] = map[string]any{"old": nil, "new": want.sha}
 		return p, nil
@@ -292,7 +294,10 @@ func (s Spec) Check(ctx context.Context) (map[string]any, string, error) {
 	return p.changes, fmt.Sprintf("Repository %s would be updated to %s", s.Target, p.want.sha), nil
 }
 
-// Apply clones or updates the checkout to rev.
+// Apply clones or updates the checkout to rev. A fresh clone that cannot
+// reach rev (a commit the remote does not have) is removed again, so the
+// target is left as it was found and the next run clones afresh instead
+// of finding a checkout of some other commit there.
 func (s Spec) Apply(ctx context.Context) (map[string]any, string, error) {
 	p, err := s.plan(ctx)
 	if err != nil {
@@ -301,6 +306,36 @@ func (s Spec) Apply(ctx context.Context) (map[string]any, string, error) {
 	if len(p.changes) == 0 {
 		return nil, fmt.Sprintf("Repository %s is up-to-date", s.Target), nil
 	}
+	ch, comment, err := s.apply(ctx, p)
+	if err != nil && p.clone {
+		if rerr := s.undoClone(p.existed); rerr != nil {
+			err = fmt.Errorf("%w (and removing the failed clone: %v)", err, rerr)
+		}
+	}
+	return ch, comment, err
+}
+
+// undoClone empties (or, if Apply created it, removes) the target.
+func (s Spec) undoClone(existed bool) error {
+	if !existed {
+		if err := os.RemoveAll(s.Target); err != nil {
+			return err
+		}
+		return nil
+	}
+	ents, err := os.ReadDir(s.Target)
+	if err != nil {
+		return err
+	}
+	for _, e := range ents {
+		if err := os.RemoveAll(filepath.Join(s.Target, e.Name())); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s Spec) apply(ctx context.Context, p plan) (map[string]any, string, error) {
 	depth := []string{}
 	if s.Depth > 0 {
 		depth = []string{"--depth", fmt.Sprint(s.Depth)}

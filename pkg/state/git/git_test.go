@@ -296,3 +296,40 @@ func TestParseLsRemote(t *testing.T) {
 		t.Fatalf("%+v", r)
 	}
 }
+
+// A push of a commit the remote does not have fails the clone with a
+// reason naming the revision, and leaves the target as it was found: a
+// deploy must not leave a checkout of some other commit under the
+// release name, and the next run must clone afresh.
+func TestMissingRevisionLeavesTargetAsFound(t *testing.T) {
+	r := newRepo(t)
+	r.commit("index.php", "A")
+	missing := strings.Repeat("de", 20)
+	for _, tc := range []struct {
+		name     string
+		preexist bool
+	}{
+		{"target absent", false},
+		{"target an empty directory", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			target := filepath.Join(t.TempDir(), "releases", missing)
+			if tc.preexist {
+				if err := os.MkdirAll(target, 0o755); err != nil {
+					t.Fatal(err)
+				}
+			}
+			_, _, err := Spec{URL: r.url, Target: target, Rev: missing, ForceReset: true}.Apply(context.Background())
+			if err == nil || !strings.Contains(err.Error(), missing) || !strings.Contains(err.Error(), "not available") {
+				t.Fatalf("want an error naming the missing revision, got %v", err)
+			}
+			ents, statErr := os.ReadDir(target)
+			switch {
+			case tc.preexist && (statErr != nil || len(ents) != 0):
+				t.Errorf("pre-existing empty target not left empty: %v %v", ents, statErr)
+			case !tc.preexist && !os.IsNotExist(statErr):
+				t.Errorf("target created by the failed clone still there: %v %v", ents, statErr)
+			}
+		})
+	}
+}
