@@ -153,12 +153,16 @@ func filterDictSort(_ *exec.Evaluator, in *exec.Value, p *exec.VarArgs) *exec.Va
 	if in.IsError() {
 		return in
 	}
-	caseSensitive := p.GetKeywordArgument("case_sensitive", false).IsTrue()
-	by := p.GetKeywordArgument("by", "key").String()
+	caseSensitive := p.GetKeywordArgument("case_sensitive", len(p.Args) > 0 && p.Args[0].IsTrue()).IsTrue()
+	defBy := "key"
+	if len(p.Args) > 1 {
+		defBy = p.Args[1].String()
+	}
+	by := p.GetKeywordArgument("by", defBy).String()
 	if by != "key" && by != "value" {
 		return exec.AsValue(fmt.Errorf("dictsort: by must be 'key' or 'value', got %q", by))
 	}
-	reverse := p.GetKeywordArgument("reverse", false).IsTrue()
+	reverse := p.GetKeywordArgument("reverse", len(p.Args) > 2 && p.Args[2].IsTrue()).IsTrue()
 	items := *itemsList(in)
 	slices.SortStableFunc(items, func(a, b any) int {
 		pa, pb := *a.(*Tuple), *b.(*Tuple)

@@ -51,6 +51,27 @@ func newEnvironment() *exec.Environment {
 		}
 	}
 
+	tests := exec.NewTestSet(map[string]exec.TestFunction{}).Update(builtins.Tests)
+	for name, f := range map[string]exec.TestFunction{
+		"escaped": func(_ *exec.Context, in *exec.Value, _ *exec.VarArgs) (bool, error) { return in.Safe, nil },
+		"filter": func(_ *exec.Context, in *exec.Value, _ *exec.VarArgs) (bool, error) {
+			return filters.Exists(in.String()), nil
+		},
+	} {
+		if tests.Exists(name) {
+			_ = tests.Replace(name, f)
+		} else {
+			_ = tests.Register(name, f)
+		}
+	}
+	isTest := func(_ *exec.Context, in *exec.Value, _ *exec.VarArgs) (bool, error) {
+		return tests.Exists(in.String()), nil
+	}
+	if tests.Exists("test") {
+		_ = tests.Replace("test", isTest)
+	} else {
+		_ = tests.Register("test", isTest)
+	}
 	structures := exec.NewControlStructureSet(map[string]parser.ControlStructureParser{}).Update(builtins.ControlStructures)
 	wrapped := map[string]parser.ControlStructureParser{}
 	for _, name := range []string{"autoescape", "block", "filter", "for", "if", "macro", "raw", "set", "with", "do", "break", "continue", "call", "include", "import", "from", "extends"} {
@@ -78,7 +99,7 @@ func newEnvironment() *exec.Environment {
 	return &exec.Environment{
 		Context:           globals,
 		Filters:           filters,
-		Tests:             builtins.Tests,
+		Tests:             tests,
 		ControlStructures: structures,
 		Methods: exec.Methods{
 			Bool:  builtins.Methods.Bool,
@@ -341,6 +362,12 @@ func positionedParser(name string, inner parser.ControlStructureParser) parser.C
 		}
 		cs, err := inner(p, args)
 		if err != nil {
+			var se *parser.SyntaxError
+			if (!errors.As(err, &se) || se.Line == 0) && tok != nil && tok.Line > 0 {
+				// An error at the end of the tag's arguments has no token
+				// of its own: place it at the tag.
+				return nil, &parser.SyntaxError{Message: err.Error(), Line: tok.Line, Column: tok.Col}
+			}
 			return nil, err
 		}
 		ecs, ok := cs.(exec.ControlStructure)

@@ -75,6 +75,20 @@ func (h pyHooks) Eval(e *exec.Evaluator, node nodes.Expression) (*exec.Value, bo
 			}
 		}
 		return exec.AsValue(d), true
+	case *nodes.GetAttribute:
+		// A method named without calling it (`l.append is callable`).
+		if n.Attribute == "" || !methodNames[n.Attribute] {
+			return nil, false
+		}
+		target := e.Eval(n.Node)
+		if target.IsError() {
+			return target, true
+		}
+		switch modelOf(target).(type) {
+		case *exec.Dict, *List, string:
+			return boundMethod(e, target, n.Attribute), true
+		}
+		return e.GetAttributeOf(target, n), true
 	case *nodes.GetItem:
 		// Non-string keys (ints, bools, tuples) of dicts; everything else
 		// is gonja's.
@@ -479,4 +493,51 @@ func (pyHooks) Mapping(keys []string, values map[string]*exec.Value) any {
 		d.Pairs = append(d.Pairs, &exec.Pair{Key: exec.AsValue(k), Value: exec.AsValue(modelOf(values[k]))})
 	}
 	return d
+}
+
+var methodNames = func() map[string]bool {
+	m := map[string]bool{}
+	for _, name := range listMethods.Keys() {
+		m[name] = true
+	}
+	for _, name := range dictMethods.Keys() {
+		m[name] = true
+	}
+	for name := range pyStrMethods {
+		m[name] = true
+	}
+	return m
+}()
+
+// boundMethod is target.name as a value: a dict's own key first, else
+// the method bound to target.
+func boundMethod(e *exec.Evaluator, target *exec.Value, name string) *exec.Value {
+	switch modelOf(target).(type) {
+	case *exec.Dict:
+		if v, ok := dictGet(target, exec.AsValue(name)); ok {
+			return v
+		}
+		if m, ok := e.Environment.Methods.Dict.Get(name); ok {
+			return exec.AsValue(func(va *exec.VarArgs) (*exec.Value, error) {
+				out, err := m(nil, target, va)
+				return exec.AsValue(out), err
+			})
+		}
+	case *List:
+		if m, ok := e.Environment.Methods.List.Get(name); ok {
+			return exec.AsValue(func(va *exec.VarArgs) (*exec.Value, error) {
+				out, err := m(nil, target, va)
+				return exec.AsValue(out), err
+			})
+		}
+	case string:
+		if m, ok := e.Environment.Methods.Str.Get(name); ok {
+			s := target.String()
+			return exec.AsValue(func(va *exec.VarArgs) (*exec.Value, error) {
+				out, err := m(s, target, va)
+				return exec.AsValue(out), err
+			})
+		}
+	}
+	return exec.AsValue(fmt.Errorf("unable to evaluate %s: attribute '%s' not found", pyRepr(modelOf(target)), name))
 }

@@ -59,7 +59,7 @@ func testCallable(_ *exec.Context, in *exec.Value, params *exec.VarArgs) (bool, 
 }
 
 func testDefined(_ *exec.Context, in *exec.Value, params *exec.VarArgs) (bool, error) {
-	return !(in.IsError() || in.IsNil()), nil
+	return !in.IsError(), nil
 }
 
 func testDivisibleby(_ *exec.Context, in *exec.Value, params *exec.VarArgs) (bool, error) {

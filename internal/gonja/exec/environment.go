@@ -304,3 +304,14 @@ func (m *MethodSet[I]) Exists(name string) bool {
 	_, existing := m.methods[name]
 	return existing
 }
+
+// Keys lists the method names.
+func (m *MethodSet[I]) Keys() []string {
+	m.lock.Lock()
+	defer m.lock.Unlock()
+	keys := make([]string, 0, len(m.methods))
+	for k := range m.methods {
+		keys = append(keys, k)
+	}
+	return keys
+}

@@ -559,7 +559,11 @@ func (e *Evaluator) evalGetAttribute(node *nodes.GetAttribute) *Value {
 	if value.IsError() {
 		return AsValue(errors.Wrapf(value, `Unable to evaluate target %s`, node.Node))
 	}
+	return e.GetAttributeOf(value, node)
+}
 
+// GetAttributeOf is node's attribute (or item) of an evaluated value.
+func (e *Evaluator) GetAttributeOf(value *Value, node *nodes.GetAttribute) *Value {
 	if node.Attribute != "" {
 		attr, found := value.GetAttribute(node.Attribute)
 		if !found {

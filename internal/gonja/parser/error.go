@@ -23,6 +23,13 @@ func (e *SyntaxError) Error() string {
 }
 
 func (p *Parser) Error(message string, token *tokens.Token) error {
+	if token == nil && p != nil && p.stream != nil {
+		// Past the end of a tag's arguments: point at the last token read.
+		token = p.stream.Current()
+		if token == nil {
+			token = p.stream.Previous()
+		}
+	}
 	if token == nil {
 		return errors.New(message)
 	}

@@ -136,3 +136,6 @@ func (s *Stream) Backup() {
 	s.current = s.previous
 	s.previous = nil
 }
+
+// Previous is the last token consumed, for errors at the end of input.
+func (s *Stream) Previous() *Token { return s.previous }

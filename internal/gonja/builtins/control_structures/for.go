@@ -216,14 +216,11 @@ func (fcs *ForControlStructure) renderIterable(r *exec.Renderer, obj *exec.Value
 		return nil
 	}
 
-	// Nested-loop depth.
+	// As in Jinja2, depth counts recursive loop() calls, not nesting.
 	depth := 1
-	if parentLoop, ok := r.Environment.Context.Get("loop"); ok {
-		switch p := parentLoop.(type) {
-		case *LoopInfos:
-			depth = p.depth + 1
-		case *loopCallable:
-			depth = p.infos.depth + 1
+	if d, ok := r.Environment.Context.Get(recursionDepthKey); ok {
+		if n, ok := d.(int); ok {
+			depth = n
 		}
 	}
 
@@ -246,6 +243,7 @@ func (fcs *ForControlStructure) renderIterable(r *exec.Renderer, obj *exec.Value
 			childItems := va.Args[0]
 			buf := new(bytes.Buffer)
 			sub := r.Inherit()
+			sub.Environment.Context.Set(recursionDepthKey, loop.depth+1)
 			originalOutput := sub.Output
 			sub.Output = buf
 			if err := fcs.renderIterable(sub, childItems); err != nil {
@@ -273,6 +271,7 @@ func (fcs *ForControlStructure) renderIterable(r *exec.Renderer, obj *exec.Value
 		}
 
 		ctx.Set("loop", loopContextValue)
+		ctx.Set(recursionDepthKey, nil)
 		loop.index0 = idx
 		loop.index = loop.index0 + 1
 		if idx == 1 {
@@ -285,7 +284,7 @@ func (fcs *ForControlStructure) renderIterable(r *exec.Renderer, obj *exec.Value
 		loop.revindex0 = length - (idx + 1)
 
 		if idx == 0 {
-			loop.PrevItem = exec.AsValue(nil)
+			loop.PrevItem = exec.AsValue(fmt.Errorf("there is no previous item"))
 		} else {
 			pp := items.Pairs[idx-1]
 			if pp.Value != nil {
@@ -296,7 +295,7 @@ func (fcs *ForControlStructure) renderIterable(r *exec.Renderer, obj *exec.Value
 		}
 
 		if idx == length-1 {
-			loop.NextItem = exec.AsValue(nil)
+			loop.NextItem = exec.AsValue(fmt.Errorf("there is no next item"))
 		} else {
 			np := items.Pairs[idx+1]
 			if np.Value != nil {
@@ -396,3 +395,6 @@ func forParser(p *parser.Parser, args *parser.Parser) (nodes.ControlStructure, e
 
 	return cs, nil
 }
+
+// recursionDepthKey holds loop.depth for a loop rendered by loop(...).
+const recursionDepthKey = "__gonja_loop_depth__"

@@ -18,7 +18,19 @@ type SetControlStructure struct {
 	condition   nodes.Expression
 	alternative nodes.Expression
 	body        *nodes.Wrapper
+	blockValue  *blockValue      // the captured body, fed to blockFilter
+	blockFilter nodes.Expression // {% set x | filter %}
 }
+
+// blockValue is the placeholder a block-set's filters apply to.
+type blockValue struct {
+	loc *tokens.Token
+	val *exec.Value
+}
+
+func (b *blockValue) Position() *tokens.Token { return b.loc }
+func (b *blockValue) String() string          { return "block" }
+func (b *blockValue) Value() *exec.Value      { return b.val }
 
 func (scs *SetControlStructure) Position() *tokens.Token {
 	return scs.location
@@ -45,6 +57,10 @@ func (scs *SetControlStructure) Execute(r *exec.Renderer, tag *nodes.ControlStru
 		// Jinja2's block-set captures the rendered string as a Markup
 		// (safe) value. Match that semantic.
 		value = exec.AsSafeValue(buf.String())
+		if scs.blockFilter != nil {
+			scs.blockValue.val = value
+			value = r.Eval(scs.blockFilter)
+		}
 	} else {
 		// --- Expression form: {% set x = expr [if cond else alt] %} ---
 		if scs.condition != nil && scs.alternative != nil {
@@ -117,6 +133,15 @@ func setParser(p *parser.Parser, args *parser.Parser) (nodes.ControlStructure, e
 	}
 
 	if args.Match(tokens.Assign) == nil {
+		if args.Current(tokens.Pipe) != nil {
+			// {% set x | filter %}...{% endset %}
+			cs.blockValue = &blockValue{loc: args.Current()}
+			filtered, err := args.ParseFilterExpression(cs.blockValue)
+			if err != nil {
+				return nil, err
+			}
+			cs.blockFilter = filtered
+		}
 		if !args.End() {
 			return nil, args.Error("Expected '=' or end of tag for block-set.", args.Current())
 		}
