@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/brine-cm/brine/pkg/webhook"
@@ -26,6 +27,10 @@ import (
 // reaction that was interrupted before it was recorded (at-least-once).
 type spool struct {
 	pending, delivered string
+	// Directory fsyncs are shared by concurrent writers (group commit):
+	// one per file made the spool the limit of the webhook at ~300
+	// hooks/s (docs/BENCHMARKS.md).
+	pendingSync, deliveredSync *groupSync
 }
 
 type record struct {
@@ -38,6 +43,7 @@ type record struct {
 
 func openSpool(dir string) (*spool, error) {
 	s := &spool{pending: filepath.Join(dir, "pending"), delivered: filepath.Join(dir, "delivered")}
+	s.pendingSync, s.deliveredSync = &groupSync{dir: s.pending}, &groupSync{dir: s.delivered}
 	for _, d := range []string{s.pending, s.delivered} {
 		if err := os.MkdirAll(d, 0o700); err != nil {
 			return nil, fmt.Errorf("reactor spool: %w", err)
@@ -77,7 +83,7 @@ func (s *spool) write(id, tag, delivery string, data map[string]any, now time.Ti
 		os.Remove(tmp)
 		return fmt.Errorf("reactor spool: %w", err)
 	}
-	return syncDir(s.pending)
+	return s.pendingSync.sync()
 }
 
 func (s *spool) read(id string) (record, map[string]any, error) {
@@ -136,7 +142,7 @@ func (s *spool) quarantine(id string) error {
 	if err := os.Rename(p, p+".bad"); err != nil {
 		return fmt.Errorf("reactor spool: %w", err)
 	}
-	return syncDir(s.pending)
+	return s.pendingSync.sync()
 }
 
 func (s *spool) isDelivered(key string) bool {
@@ -147,10 +153,12 @@ func (s *spool) isDelivered(key string) bool {
 // done records the delivery (if any) and then removes the pending file.
 func (s *spool) done(id, key string) error {
 	if key != "" {
-		if err := writeFileSync(filepath.Join(s.delivered, key), nil); err != nil {
-			return err
+		// An empty file has no data to flush: the directory's fsync makes
+		// its creation durable.
+		if err := os.WriteFile(filepath.Join(s.delivered, key), nil, 0o600); err != nil {
+			return fmt.Errorf("reactor spool: %w", err)
 		}
-		if err := syncDir(s.delivered); err != nil {
+		if err := s.deliveredSync.sync(); err != nil {
 			return err
 		}
 	}
@@ -167,7 +175,7 @@ func (s *spool) remove(id string, recorded bool) error {
 	if recorded {
 		return nil
 	}
-	return syncDir(s.pending)
+	return s.pendingSync.sync()
 }
 
 // prune forgets delivery ids recorded before cutoff.
@@ -218,4 +226,51 @@ func syncDir(dir string) error {
 		return fmt.Errorf("reactor spool: fsync %s: %w", dir, err)
 	}
 	return nil
+}
+
+// groupSync is a group commit of one directory's fsync: a caller whose
+// change (create, rename, remove) is done waits for an fsync that started
+// after it, and every caller arriving while one runs shares the next one.
+type groupSync struct {
+	dir     string
+	mu      sync.Mutex
+	running bool
+	next    *syncBatch
+}
+
+type syncBatch struct {
+	done chan struct{}
+	err  error
+}
+
+func (g *groupSync) sync() error {
+	g.mu.Lock()
+	b := g.next
+	if b == nil {
+		b = &syncBatch{done: make(chan struct{})}
+		g.next = b
+	}
+	if !g.running {
+		g.running = true
+		go g.run()
+	}
+	g.mu.Unlock()
+	<-b.done
+	return b.err
+}
+
+func (g *groupSync) run() {
+	for {
+		g.mu.Lock()
+		b := g.next
+		g.next = nil
+		if b == nil {
+			g.running = false
+			g.mu.Unlock()
+			return
+		}
+		g.mu.Unlock()
+		b.err = syncDir(g.dir)
+		close(b.done)
+	}
 }
