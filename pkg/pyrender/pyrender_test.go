@@ -162,7 +162,7 @@ func TestRefused(t *testing.T) {
 		{"yield", "def gen():\n    yield 1\n", 2, "yield"},
 		{"is", "def run():\n    x = None\n    if x is None:\n        return {}\n", 3, "is"},
 		{"is not", "def run():\n    if data is not None: return {}\n", 2, "is"},
-		{"print >>", "import sys\n", 1, "import sys"},
+		{"sys", "import sys\n", 1, "import sys"},
 		{"print chevron", "def run():\n    print >>f, 'x'\n", 2, "print >>"},
 		{"print statement", "def run():\n    print 'hello'\n    return {}\n", 2, "print statement"},
 		{"raise", "def run():\n    raise ValueError('x')\n", 2, "raise"},
