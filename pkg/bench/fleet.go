@@ -100,9 +100,12 @@ func (f *fleet) connected() int {
 }
 
 // waitConnected polls until all are connected or d passes.
-func (f *fleet) waitConnected(ctx context.Context, d time.Duration) (int, error) {
+func (f *fleet) waitConnected(ctx context.Context, mp *masterProc, d time.Duration) (int, error) {
 	deadline := time.Now().Add(d)
 	for {
+		if err := mp.alive(); err != nil {
+			return 0, err
+		}
 		n := f.connected()
 		if n == len(f.minions) {
 			return n, nil

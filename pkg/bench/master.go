@@ -32,6 +32,18 @@ type masterProc struct {
 	token       string
 	hookSecret  []byte
 	client      *ctl.Client
+	exited      chan struct{} // closed when the process is gone
+}
+
+// alive is an error once the master process has exited: a scenario
+// waiting on it would otherwise wait out its whole timeout.
+func (mp *masterProc) alive() error {
+	select {
+	case <-mp.exited:
+		return fmt.Errorf("brine-master (pid %d) exited; see %s", mp.pid, filepath.Join(filepath.Dir(mp.dataDir), "master.log"))
+	default:
+		return nil
+	}
 }
 
 // reactorSLS turns each benchmark hook into one job. The hook's number
@@ -144,7 +156,8 @@ func startMaster(ctx context.Context, bin, dir, statesDir, hookTarget string) (*
 	logf.Close()
 	mp.cmd, mp.pid = cmd, cmd.Process.Pid
 	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
+	mp.exited = make(chan struct{})
+	go func() { exited <- cmd.Wait(); close(mp.exited) }()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		c, err := ctl.Dial(ctx, mp.socket)

@@ -101,7 +101,7 @@ func connectStorm(ctx context.Context, cfg *Config, mp *masterProc, f *fleet) (R
 	}
 	t0 := time.Now()
 	f.start(ctx)
-	up, err := f.waitConnected(ctx, 10*time.Minute)
+	up, err := f.waitConnected(ctx, mp, 10*time.Minute)
 	if err != nil {
 		return Row{}, err
 	}
@@ -109,6 +109,9 @@ func connectStorm(ctx context.Context, cfg *Config, mp *masterProc, f *fleet) (R
 	var mined int
 	for {
 		if mined, _, err = mineCount(ctx, mp); err != nil {
+			return Row{}, err
+		}
+		if err := mp.alive(); err != nil {
 			return Row{}, err
 		}
 		if mined == n || time.Since(t0) > 10*time.Minute {
