@@ -483,3 +483,26 @@ func procStatus(pid int, field string) int64 {
 	n, _ := strconv.ParseInt(string(m[1]), 10, 64)
 	return n
 }
+
+// publishQuiet is publish for goroutines other than the test's: failures
+// show as missing returns instead of ending the test.
+func (pm *portMaster) publishQuiet(target, fun string, timeout time.Duration) (string, map[string]*pb.Return) {
+	st, err := pm.control.Publish(context.Background(), &pb.PublishRequest{Target: target, Fun: fun, TimeoutMs: timeout.Milliseconds()})
+	rets := map[string]*pb.Return{}
+	if err != nil {
+		return "", rets
+	}
+	jid := ""
+	for {
+		ev, err := st.Recv()
+		if err != nil {
+			return jid, rets
+		}
+		switch x := ev.Ev.(type) {
+		case *pb.PublishEvent_Started:
+			jid = x.Started.GetJid()
+		case *pb.PublishEvent_Ret:
+			rets[x.Ret.GetId()] = x.Ret
+		}
+	}
+}
