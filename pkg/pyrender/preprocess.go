@@ -153,7 +153,7 @@ func isNameChar(c byte) bool { return isNameStart(c) || c >= '0' && c <= '9' }
 
 func isStringPrefix(p string) bool {
 	switch strings.ToLower(p) {
-	case "r", "b", "u", "rb", "br", "f", "fr", "rf":
+	case "r", "b", "u", "rb", "br", "f", "fr", "rf", "ur":
 		return true
 	}
 	return false
@@ -212,6 +212,28 @@ func preprocess(file, src string) (string, error) {
 	toks, err := tokenize(file, src)
 	if err != nil {
 		return "", err
+	}
+	// Python 2's u'' prefix means nothing to Starlark, whose strings are
+	// already Unicode text; blank it (same length, so offsets hold).
+	// f-strings have no Starlark equivalent.
+	var blanked []byte
+	for _, t := range toks {
+		if t.kind != 's' || t.text[0] == '\'' || t.text[0] == '"' {
+			continue
+		}
+		prefix := strings.ToLower(t.text[:strings.IndexAny(t.text, "'\"")])
+		if strings.Contains(prefix, "f") {
+			return "", &SourceError{File: file, Line: t.line, Construct: "f-string", Msg: "f-strings are not supported in #!py; use '{0}'.format(x) or '%s' % x"}
+		}
+		if strings.Contains(prefix, "u") {
+			if blanked == nil {
+				blanked = []byte(src)
+			}
+			blanked[t.off+strings.IndexAny(t.text, "uU")] = ' '
+		}
+	}
+	if blanked != nil {
+		src = string(blanked)
 	}
 	var out strings.Builder
 	last := 0

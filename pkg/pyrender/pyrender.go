@@ -78,6 +78,8 @@ var predeclaredNames = map[string]bool{
 	"__salt__": true, "salt": true, "__grains__": true, "grains": true, "__pillar__": true, "pillar": true,
 	"__opts__": true, "opts": true, "__env__": true, "saltenv": true, "env": true, "__sls__": true, "sls": true,
 	"tag": true, "data": true, "__import__": true,
+	// Python built-ins Starlark lacks that Salt #!py files commonly use.
+	"isinstance": true, "xrange": true, "unicode": true, "long": true, "basestring": true,
 }
 
 // Program is a compiled #!py file; one Program may run concurrently.
@@ -280,6 +282,9 @@ func (g Globals) predeclared() (starlark.StringDict, error) {
 		"__env__": env, "saltenv": env, "env": env,
 		"__sls__": sls, "sls": sls,
 		"__import__": importBuiltin,
+	}
+	for k, v := range pyBuiltins {
+		d[k] = v
 	}
 	if g.Reactor {
 		data, err := conv("data", g.Data)

@@ -129,6 +129,10 @@ func TestModules(t *testing.T) {
 		{"from os import path", "path.basename('x/y')", "y"},
 		{"import time", "time.time() > 1700000000", true},
 		{"", "sorted(set([3, 1, 3]))", []any{1, 3}},
+		{"", "[isinstance('x', basestring), isinstance(u'x', str), isinstance(1, (str, long)), isinstance({}, list), isinstance([], (dict, list))]",
+			[]any{true, true, true, false, true}},
+		{"", "list(xrange(3)) + [unicode(1), long('7')]", []any{0, 1, 2, "1", 7}},
+		{"", "u'caf\\u00e9' + ur'\\d'", "caf\u00e9\\d"},
 	}
 	for _, c := range cases {
 		t.Run(c.expr, func(t *testing.T) {
@@ -170,6 +174,8 @@ func TestRefused(t *testing.T) {
 		{"multi-line import", "from json import (dumps,\n    loads)\n", 1, "from json import (dumps,"},
 		{"unknown member", "from json import load\n", 1, "from json import load"},
 		{"syntax", "def run(:\n", 1, "syntax"},
+		{"f-string", "def run():\n    x = 1\n    return {'a': f'{x}'}\n", 3, "f-string"},
+		{"isinstance of a non-type", "def run():\n    return {'a': isinstance(1, 'int')}\n", 2, "run()"},
 		{"no run", "x = 1\n", 0, "run()"},
 		{"run returns list", "def run():\n    return [1]\n", 1, "run()"},
 		{"open builtin", "def run():\n    return {'x': open('/etc/passwd')}\n", 2, "name"},

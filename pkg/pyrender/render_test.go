@@ -13,7 +13,9 @@ import (
 
 type allMatch struct{}
 
-func (allMatch) Match(expr, tgtType, id string, grains map[string]any) (bool, error) { return true, nil }
+func (allMatch) Match(expr, tgtType, id string, grains map[string]any) (bool, error) {
+	return true, nil
+}
 
 type fakeMine struct{}
 
