@@ -63,7 +63,8 @@ func TestSIGKILLDuringHighstateLeavesWholeHostsFile(t *testing.T) {
 		})
 		time.Sleep(delay)
 		proc.Process.Signal(syscall.SIGKILL)
-		proc.Wait()
+		// binaries.Start reaps it; until then signal 0 still finds it.
+		binaries.Eventually(t, "m1 process gone", 10*time.Second, func() bool { return syscall.Kill(proc.Process.Pid, 0) != nil })
 		apply.Process.Kill() // brinectl would wait out the job timeout for the dead minion
 		apply.Wait()
 		kills++
