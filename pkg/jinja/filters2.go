@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"net/url"
+	"slices"
 	"strings"
 
 	"github.com/brine-cm/brine/internal/gonja/exec"
@@ -22,6 +23,8 @@ var jinja2Filters = map[string]exec.FilterFunction{
 	"max":       filterMinMax(1),
 	"min":       filterMinMax(-1),
 	"string":    filterString,
+	"sort":      filterSort,
+	"center":    filterCenter,
 }
 
 func filterFormat(_ *exec.Evaluator, in *exec.Value, p *exec.VarArgs) *exec.Value {
@@ -249,4 +252,74 @@ func mergeFilters(sets ...map[string]exec.FilterFunction) map[string]exec.Filter
 		}
 	}
 	return out
+}
+
+// filterSort is Jinja2's sort: Python ordering (mixing types is an error),
+// case-insensitive for strings unless case_sensitive, stable.
+func filterSort(_ *exec.Evaluator, in *exec.Value, p *exec.VarArgs) *exec.Value {
+	if in.IsError() {
+		return in
+	}
+	reverse := p.GetKeywordArgument("reverse", len(p.Args) > 0 && p.Args[0].IsTrue()).IsTrue()
+	caseSensitive := p.GetKeywordArgument("case_sensitive", len(p.Args) > 1 && p.Args[1].IsTrue()).IsTrue()
+	attr := ""
+	if v, ok := p.KwArgs["attribute"]; ok {
+		attr = v.String()
+	} else if len(p.Args) > 2 {
+		attr = p.Args[2].String()
+	}
+	items := iterItems(in)
+	keys := make([]any, len(items))
+	for i, it := range items {
+		k := unwrapModel(it)
+		if attr != "" {
+			v, ok := attrPath(k, attr)
+			if !ok {
+				return exec.AsValue(fmt.Errorf("sort: '%s' is undefined", attr))
+			}
+			k = v
+		}
+		if s, ok := k.(string); ok && !caseSensitive {
+			k = strings.ToLower(s)
+		}
+		keys[i] = k
+	}
+	idx := make([]int, len(items))
+	for i := range idx {
+		idx[i] = i
+	}
+	var sortErr error
+	slices.SortStableFunc(idx, func(x, y int) int {
+		c, err := pyCompare(keys[x], keys[y])
+		if err != nil && sortErr == nil {
+			sortErr = fmt.Errorf("%w: '<' not supported between instances of '%s' and '%s'", errType, typeName(keys[x]), typeName(keys[y]))
+		}
+		if reverse {
+			return -c
+		}
+		return c
+	})
+	if sortErr != nil {
+		return exec.AsValue(sortErr)
+	}
+	out := make(List, len(items))
+	for i, j := range idx {
+		out[i] = unwrapModel(items[j])
+	}
+	return exec.AsValue(&out)
+}
+
+func filterCenter(_ *exec.Evaluator, in *exec.Value, p *exec.VarArgs) *exec.Value {
+	if in.IsError() {
+		return in
+	}
+	width := p.GetKeywordArgument("width", 80)
+	if len(p.Args) > 0 {
+		width = p.Args[0]
+	}
+	out, err := padMethod(pyStr(in), &exec.VarArgs{Args: []*exec.Value{width}}, "center")
+	if err != nil {
+		return exec.AsValue(err)
+	}
+	return exec.AsValue(out)
 }

@@ -12,6 +12,7 @@ import (
 // pyStrMethods are Python's str methods whose gonja versions take other
 // arguments or return lists where Python returns tuples.
 var pyStrMethods = map[string]exec.Method[string]{
+	"format": strFormat,
 	"split": func(self string, _ *exec.Value, a *exec.VarArgs) (any, error) {
 		return splitMethod(self, a, false)
 	},

@@ -937,7 +937,10 @@ func filterRejectAttr(e *exec.Evaluator, in *exec.Value, params *exec.VarArgs) *
 		if value != nil {
 			item = value
 		}
-		attr, _ := resolveAttributeValue(item, attribute, nil)
+		attr, found := resolveAttributeValue(item, attribute, nil)
+		if !found {
+			attr = exec.AsValue(fmt.Errorf("attribute %s not found", attribute.String()))
+		}
 		keep := false
 		if name == "" {
 			keep = !attr.IsTrue()
@@ -1660,7 +1663,10 @@ func filterSelectAttr(e *exec.Evaluator, in *exec.Value, params *exec.VarArgs) *
 		if value != nil {
 			item = value
 		}
-		attr, _ := resolveAttributeValue(item, attribute, nil)
+		attr, found := resolveAttributeValue(item, attribute, nil)
+		if !found {
+			attr = exec.AsValue(fmt.Errorf("attribute %s not found", attribute.String()))
+		}
 		matched := false
 		if name == "" {
 			matched = attr.IsTrue()

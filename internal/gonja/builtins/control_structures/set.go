@@ -18,6 +18,7 @@ type SetControlStructure struct {
 	condition   nodes.Expression
 	alternative nodes.Expression
 	body        *nodes.Wrapper
+	unpack      []string         // {% set a, b = ... %}
 	blockValue  *blockValue      // the captured body, fed to blockFilter
 	blockFilter nodes.Expression // {% set x | filter %}
 }
@@ -85,6 +86,21 @@ func (scs *SetControlStructure) Execute(r *exec.Renderer, tag *nodes.ControlStru
 		return value
 	}
 
+	if len(scs.unpack) > 0 {
+		var items []*exec.Value
+		value.Iterate(func(_, _ int, key, _ *exec.Value) bool {
+			items = append(items, key)
+			return true
+		}, func() {})
+		if len(items) != len(scs.unpack) {
+			return errors.Errorf("cannot unpack %d values into %d names", len(items), len(scs.unpack))
+		}
+		for i, name := range scs.unpack {
+			r.Environment.Context.Set(name, items[i].Interface())
+		}
+		return nil
+	}
+
 	switch n := scs.target.(type) {
 	case *nodes.Name:
 		r.Environment.Context.Set(n.Name.Val, value.Interface())
@@ -132,7 +148,26 @@ func setParser(p *parser.Parser, args *parser.Parser) (nodes.ControlStructure, e
 		return nil, errors.Errorf(`unexpected set target %s`, n)
 	}
 
+	for args.Match(tokens.Comma) != nil {
+		// {% set a, b = ... %}
+		name := args.Match(tokens.Name)
+		if name == nil {
+			return nil, args.Error("Expected a name to unpack into", args.Current())
+		}
+		if len(cs.unpack) == 0 {
+			first, ok := cs.target.(*nodes.Name)
+			if !ok {
+				return nil, args.Error("Only names can be unpacked into", args.Current())
+			}
+			cs.unpack = append(cs.unpack, first.Name.Val)
+		}
+		cs.unpack = append(cs.unpack, name.Val)
+	}
+
 	if args.Match(tokens.Assign) == nil {
+		if len(cs.unpack) > 0 {
+			return nil, args.Error("Expected '=' after the names to unpack into", args.Current())
+		}
 		if args.Current(tokens.Pipe) != nil {
 			// {% set x | filter %}...{% endset %}
 			cs.blockValue = &blockValue{loc: args.Current()}
@@ -160,6 +195,21 @@ func setParser(p *parser.Parser, args *parser.Parser) (nodes.ControlStructure, e
 	expr, err := args.ParseExpression()
 	if err != nil {
 		return nil, err
+	}
+	if comma := args.Current(tokens.Comma); comma != nil {
+		// A bare tuple: {% set a, b = 1, 2 %}
+		tuple := &nodes.Tuple{Location: comma, Val: []nodes.Expression{expr}}
+		for args.Match(tokens.Comma) != nil {
+			if args.End() {
+				break
+			}
+			item, err := args.ParseExpression()
+			if err != nil {
+				return nil, err
+			}
+			tuple.Val = append(tuple.Val, item)
+		}
+		expr = tuple
 	}
 	cs.expression = expr
 
