@@ -29,6 +29,14 @@ func parseError(name, source string, err error) error {
 	if line, col, msg, ok := lexError(source); ok {
 		return newError(name, source, line, col, "template syntax error: "+msg, err)
 	}
+	var te *tagPosError
+	if errors.As(err, &te) {
+		msg := te.err.Error()
+		if se != nil {
+			msg = se.Message
+		}
+		return newError(name, source, te.line, te.col, "template syntax error: "+msg, err)
+	}
 	msg := err.Error()
 	if se != nil {
 		msg = se.Message
@@ -194,3 +202,13 @@ func badTagChar(source string) (line, col int, ch rune, ok bool) {
 	}
 	return 0, 0, 0, false
 }
+
+// tagPosError is a parse error with no position of its own, placed at the
+// tag it happened in; used only when the lexer cannot say better.
+type tagPosError struct {
+	err       error
+	line, col int
+}
+
+func (e *tagPosError) Error() string { return e.err.Error() }
+func (e *tagPosError) Unwrap() error { return e.err }

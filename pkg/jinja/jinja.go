@@ -366,7 +366,7 @@ func positionedParser(name string, inner parser.ControlStructureParser) parser.C
 			if (!errors.As(err, &se) || se.Line == 0) && tok != nil && tok.Line > 0 {
 				// An error at the end of the tag's arguments has no token
 				// of its own: place it at the tag.
-				return nil, &parser.SyntaxError{Message: err.Error(), Line: tok.Line, Column: tok.Col}
+				return nil, &tagPosError{err: err, line: tok.Line, col: tok.Col}
 			}
 			return nil, err
 		}
