@@ -38,6 +38,10 @@ type Subscription struct {
 	ch      chan Event
 	glob    string
 	dropped atomic.Uint64
+	// stalled is set when a PublishWait gave up on this subscriber: until
+	// it drains to half its buffer, producers stop waiting for it, so a
+	// consumer that has stopped reading costs one wait, not one per event.
+	stalled atomic.Bool
 	once    sync.Once
 	cancel  func()
 }
@@ -139,6 +143,66 @@ func (b *Local) Publish(_ context.Context, tag string, data map[string]any) erro
 		}
 	}
 	return nil
+}
+
+// PublishWait is Publish for producers that can be slowed down, such as
+// the events a minion sends on its stream: a matching subscriber whose
+// buffer is full is waited for, up to wait, before the event is dropped
+// for it. The producer's own flow control then pushes back (a minion's
+// event.send fails when its queue is full) instead of events vanishing
+// at the subscriber. Subscribe and Close wait for a waiting publisher.
+func (b *Local) PublishWait(ctx context.Context, tag string, data map[string]any, wait time.Duration) error {
+	if data == nil {
+		data = map[string]any{}
+	}
+	ev := Event{Tag: tag, Data: data, Time: time.Now().UTC()}
+	b.published.Add(1)
+	if b.OnPublish != nil {
+		b.OnPublish(ev)
+	}
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	var timer *time.Timer
+	expired := false
+	for s := range b.subs {
+		if !MatchTag(s.glob, tag) {
+			continue
+		}
+		select {
+		case s.ch <- ev:
+			if s.stalled.Load() && len(s.ch) <= cap(s.ch)/2 {
+				s.stalled.Store(false)
+			}
+			continue
+		default:
+		}
+		if expired || (s.stalled.Load() && len(s.ch) > cap(s.ch)/2) {
+			b.drop(s, ev)
+			continue
+		}
+		if timer == nil {
+			timer = time.NewTimer(wait)
+			defer timer.Stop()
+		}
+		select {
+		case s.ch <- ev:
+		case <-timer.C:
+			expired = true
+			s.stalled.Store(true)
+			b.drop(s, ev)
+		case <-ctx.Done():
+			b.drop(s, ev)
+		}
+	}
+	return nil
+}
+
+func (b *Local) drop(s *Subscription, ev Event) {
+	s.dropped.Add(1)
+	b.dropped.Add(1)
+	if b.OnDrop != nil {
+		b.OnDrop(ev)
+	}
 }
 
 // Subscribe registers a bounded subscriber.
