@@ -32,6 +32,18 @@ func (e *Error) Error() string {
 // one mapping is an error, "conflicting ID", as in Salt; keys brought in
 // by a << merge may be overridden.
 func Unmarshal(data []byte) (any, error) {
+	return UnmarshalOrdered(data, nil)
+}
+
+// Mapping is an ordered mapping a caller wants YAML mappings built into
+// (the template engine's ordered dict, say); Set appends new keys.
+type Mapping interface {
+	Set(k string, v any)
+}
+
+// UnmarshalOrdered is Unmarshal building each mapping with newMap, in the
+// order the document writes its keys; nil newMap means map[string]any.
+func UnmarshalOrdered(data []byte, newMap func() Mapping) (any, error) {
 	var doc yaml.Node
 	if err := yaml.Unmarshal(data, &doc); err != nil {
 		return nil, err
@@ -40,7 +52,50 @@ func Unmarshal(data []byte) (any, error) {
 		return nil, nil
 	}
 	d := &decoder{budget: MaxNodes}
-	return d.node(doc.Content[0], 0)
+	v, err := d.node(doc.Content[0], 0)
+	if err != nil {
+		return nil, err
+	}
+	return build(v, newMap), nil
+}
+
+// omap is the decoder's own ordered mapping, turned into the caller's
+// type once the document is complete.
+type omap struct {
+	keys []string
+	vals map[string]any
+}
+
+func (m *omap) set(k string, v any) {
+	if _, ok := m.vals[k]; !ok {
+		m.keys = append(m.keys, k)
+	}
+	m.vals[k] = v
+}
+
+func build(v any, newMap func() Mapping) any {
+	switch x := v.(type) {
+	case *omap:
+		if newMap == nil {
+			out := make(map[string]any, len(x.keys))
+			for _, k := range x.keys {
+				out[k] = build(x.vals[k], nil)
+			}
+			return out
+		}
+		out := newMap()
+		for _, k := range x.keys {
+			out.Set(k, build(x.vals[k], newMap))
+		}
+		return out
+	case []any:
+		out := make([]any, len(x))
+		for i, item := range x {
+			out[i] = build(item, newMap)
+		}
+		return out
+	}
+	return v
 }
 
 type decoder struct{ budget int }
@@ -78,7 +133,7 @@ func (d *decoder) node(n *yaml.Node, depth int) (any, error) {
 		}
 		return out, nil
 	case yaml.MappingNode:
-		out := map[string]any{}
+		out := &omap{vals: map[string]any{}}
 		line := map[string]int{}
 		merged := map[string]bool{}
 		for i := 0; i+1 < len(n.Content); i += 2 {
@@ -93,13 +148,13 @@ func (d *decoder) node(n *yaml.Node, depth int) (any, error) {
 					sources = []any{mv}
 				}
 				for _, src := range sources {
-					m, ok := src.(map[string]any)
+					m, ok := src.(*omap)
 					if !ok {
 						return nil, &Error{v.Line, v.Column, "a << merge takes a mapping or a list of mappings"}
 					}
-					for key, val := range m {
-						if _, exists := out[key]; !exists {
-							out[key] = val
+					for _, key := range m.keys {
+						if _, exists := out.vals[key]; !exists {
+							out.set(key, m.vals[key])
 							merged[key] = true
 						}
 					}
@@ -114,7 +169,7 @@ func (d *decoder) node(n *yaml.Node, depth int) (any, error) {
 				return nil, &Error{k.Line, k.Column, err.Error()}
 			}
 			ks := KeyString(key)
-			if _, dup := out[ks]; dup && !merged[ks] {
+			if _, dup := out.vals[ks]; dup && !merged[ks] {
 				return nil, &Error{k.Line, k.Column, fmt.Sprintf("conflicting ID '%s' (first defined at line %d)", ks, line[ks])}
 			}
 			val, err := d.node(v, depth+1)
@@ -122,7 +177,7 @@ func (d *decoder) node(n *yaml.Node, depth int) (any, error) {
 				return nil, err
 			}
 			delete(merged, ks)
-			out[ks] = val
+			out.set(ks, val)
 			line[ks] = k.Line
 		}
 		return out, nil

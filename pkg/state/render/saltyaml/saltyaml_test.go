@@ -54,3 +54,37 @@ func FuzzUnmarshal(f *testing.F) {
 		_, _ = Unmarshal([]byte(src))
 	})
 }
+
+type orderedMap struct {
+	keys []string
+	vals map[string]any
+}
+
+func (m *orderedMap) Set(k string, v any) {
+	if _, ok := m.vals[k]; !ok {
+		m.keys = append(m.keys, k)
+	}
+	m.vals[k] = v
+}
+
+// A template engine gets mappings in the order the file wrote them,
+// merged keys where the merge put them.
+func TestUnmarshalOrdered(t *testing.T) {
+	src := "base: &b {zz: 1, aa: 2}\nsvc:\n  zeta: 0644\n  <<: *b\n  alpha: [{y: 1, x: 2}]\n  aa: 3\n"
+	v, err := UnmarshalOrdered([]byte(src), func() Mapping { return &orderedMap{vals: map[string]any{}} })
+	if err != nil {
+		t.Fatal(err)
+	}
+	top := v.(*orderedMap)
+	svc := top.vals["svc"].(*orderedMap)
+	if got, want := svc.keys, []string{"zeta", "zz", "aa", "alpha"}; !reflect.DeepEqual(got, want) {
+		t.Errorf("keys %v, want %v", got, want)
+	}
+	if svc.vals["zeta"] != 644 || svc.vals["aa"] != 3 {
+		t.Errorf("values %v", svc.vals)
+	}
+	inner := svc.vals["alpha"].([]any)[0].(*orderedMap)
+	if got, want := inner.keys, []string{"y", "x"}; !reflect.DeepEqual(got, want) {
+		t.Errorf("nested keys %v, want %v", got, want)
+	}
+}
