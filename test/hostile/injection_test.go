@@ -54,6 +54,11 @@ probe:
           msg: {{ p.get('msg', '') | tojson }}
           hdr: {{ data.get('headers', {}).get('X-Probe', '') | tojson }}
           tag: {{ tag | tojson }}
+argv:
+  local.cmd.run:
+    - tgt: {{ p.get('tgt', 'web1') | tojson }}
+    - arg:
+      - {{ ['sh', '-c', 'printf "%s" "$1" > "$2"', 'sh', p.get('msg', ''), '@DIR@/out/argv-' ~ p.get('n', 'x')] | tojson }}
 `
 
 // The state the probe applies: the values land in a file (file.managed)
@@ -226,6 +231,13 @@ func TestTemplateAndShellInjectionNeverEvaluated(t *testing.T) {
 		if !ok || cmdOut != w.msg {
 			t.Errorf("%s: the author's command saw %q, want %q", w.via, cmdOut, w.msg)
 			continue
+		}
+		if w.via != "cli pillar" { // the reactor also ran cmd.run with an argv built from the event
+			argv, ok := f.waitFile("out/argv-"+w.n, 30*time.Second)
+			if !ok || argv != w.msg {
+				t.Errorf("%s: the reactor's argv cmd.run saw %q, want %q", w.via, argv, w.msg)
+				continue
+			}
 		}
 		passed++
 	}
