@@ -30,6 +30,8 @@ var saltFilters = map[string]exec.FilterFunction{
 	"load_yaml":    loadYAMLFilter,
 	"dictsort":     filterDictSort,
 	"load_json":    loadJSONFilter,
+	"unique":       filterUnique,
+	"python":       filterPython,
 	"regex_match":  filterRegex("match"),
 	"regex_search": filterRegex("search"),
 	"regex_replace": func(_ *exec.Evaluator, in *exec.Value, p *exec.VarArgs) *exec.Value {
@@ -42,23 +44,8 @@ var saltFilters = map[string]exec.FilterFunction{
 		}
 		return exec.AsValue(re.ReplaceAllString(in.String(), pyReplacement(p.Args[1].String())))
 	},
-	"to_bool": func(_ *exec.Evaluator, in *exec.Value, _ *exec.VarArgs) *exec.Value {
-		if in.IsString() {
-			switch strings.ToLower(in.String()) {
-			case "true", "yes", "on", "1":
-				return exec.AsValue(true)
-			}
-			return exec.AsValue(false)
-		}
-		return exec.AsValue(in.IsTrue())
-	},
-	"sequence": func(_ *exec.Evaluator, in *exec.Value, _ *exec.VarArgs) *exec.Value {
-		if in.IsList() {
-			return in
-		}
-		l := List{toModel(in)}
-		return exec.AsValue(&l)
-	},
+	"to_bool":  filterToBool,
+	"sequence": filterSequence,
 	"md5": func(_ *exec.Evaluator, in *exec.Value, _ *exec.VarArgs) *exec.Value {
 		sum := md5.Sum([]byte(in.String()))
 		return exec.AsValue(hex.EncodeToString(sum[:]))
@@ -117,14 +104,84 @@ func filterYAML(_ *exec.Evaluator, in *exec.Value, p *exec.VarArgs) *exec.Value 
 	if in.IsError() {
 		return in
 	}
+	flow := p.GetKeywordArgument("flow_style", len(p.Args) == 0 || p.Args[0].IsTrue()).IsTrue()
+	if !flow {
+		return exec.AsSafeValue(strings.TrimSpace(yamlBlock(modelOf(in), 0)))
+	}
 	return exec.AsSafeValue(yamlFlow(in.Interface(), 0, false))
 }
 
+// yamlBlock renders like PyYAML's safe_dump(default_flow_style=False):
+// sorted keys, sequences in a mapping not indented.
+func yamlBlock(v any, indent int) string {
+	pad := strings.Repeat(" ", indent)
+	switch x := unwrapModel(v).(type) {
+	case *Tuple:
+		return yamlBlock((*List)(x), indent)
+	case *List:
+		if len(*x) == 0 {
+			return pad + "[]\n"
+		}
+		var b strings.Builder
+		for _, it := range *x {
+			b.WriteString(pad + "-")
+			b.WriteString(yamlBlockValue(it, indent+2, true))
+		}
+		return b.String()
+	case *exec.Dict:
+		if len(x.Pairs) == 0 {
+			return pad + "{}\n"
+		}
+		pairs := slices.Clone(x.Pairs)
+		slices.SortStableFunc(pairs, func(a, c *exec.Pair) int { return strings.Compare(keyString(a.Key), keyString(c.Key)) })
+		var b strings.Builder
+		for _, p := range pairs {
+			b.WriteString(pad + yamlScalar(keyString(p.Key), false) + ":")
+			b.WriteString(yamlBlockValue(p.Value, indent, false))
+		}
+		return b.String()
+	}
+	return pad + yamlFlow(v, 0, false) + "\n"
+}
+
+// yamlBlockValue is what follows "key:" or "-": a scalar on the same line,
+// a collection on the next lines.
+func yamlBlockValue(v any, indent int, inSeq bool) string {
+	switch x := unwrapModel(v).(type) {
+	case *List, *Tuple:
+		if len(listItems(exec.AsValue(x))) == 0 {
+			return " []\n"
+		}
+		if inSeq {
+			return " " + strings.TrimLeft(yamlBlock(x, indent), " ")
+		}
+		return "\n" + yamlBlock(x, indent)
+	case *exec.Dict:
+		if len(x.Pairs) == 0 {
+			return " {}\n"
+		}
+		if inSeq {
+			return " " + strings.TrimLeft(yamlBlock(x, indent), " ")
+		}
+		return "\n" + yamlBlock(x, indent+2)
+	}
+	return " " + yamlFlow(v, 0, false) + "\n"
+}
+
+// filterYAMLEncode is Salt's yaml_encode: one YAML scalar, strings
+// always double-quoted; anything else is an error.
 func filterYAMLEncode(_ *exec.Evaluator, in *exec.Value, _ *exec.VarArgs) *exec.Value {
 	if in.IsError() {
 		return in
 	}
-	return exec.AsSafeValue(yamlFlow(in.Interface(), 0, false))
+	switch x := modelOf(in).(type) {
+	case string:
+		return exec.AsSafeValue(yamlDouble(x))
+	case nil, bool, int, float64:
+		return exec.AsSafeValue(yamlFlow(x, 0, false))
+	default:
+		return exec.AsValue(fmt.Errorf("yaml_encode() only works with YAML scalar data; failed for %s", typeName(x)))
+	}
 }
 
 func filterYAMLDQuote(_ *exec.Evaluator, in *exec.Value, _ *exec.VarArgs) *exec.Value {
@@ -200,7 +257,8 @@ func filterRegex(mode string) exec.FilterFunction {
 		if m == nil {
 			return exec.AsValue(nil)
 		}
-		groups := List{}
+		// Salt returns match.groups(), a tuple.
+		groups := Tuple{}
 		for _, g := range m[1:] {
 			groups = append(groups, g)
 		}
@@ -406,7 +464,7 @@ func yamlFlow(v any, level int, flow bool) string {
 var yaml11Implicit = regexp.MustCompile(`^(?:` +
 	`[-+]?(?:0|[1-9][0-9_]*)|0[0-7_]+|0x[0-9a-fA-F_]+|0b[01_]+|[-+]?[1-9][0-9_]*(?::[0-5]?[0-9])+` + // int
 	`|[-+]?(?:[0-9][0-9_]*)?\.[0-9_]*(?:[eE][-+][0-9]+)?|[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+\.[0-9_]*|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN)` + // float
-	`|y|Y|yes|Yes|YES|n|N|no|No|NO|true|True|TRUE|false|False|FALSE|on|On|ON|off|Off|OFF` + // bool
+	`|yes|Yes|YES|no|No|NO|true|True|TRUE|false|False|FALSE|on|On|ON|off|Off|OFF` + // bool
 	`|~|null|Null|NULL|` + // null
 	`|[0-9][0-9][0-9][0-9]-[0-9][0-9]?-[0-9][0-9]?.*` + // timestamp
 	`|<<|=)$`)
@@ -463,4 +521,42 @@ func yamlDouble(s string) string {
 	}
 	b.WriteByte('"')
 	return b.String()
+}
+
+// filterToBool is Salt's to_bool.
+func filterToBool(_ *exec.Evaluator, in *exec.Value, _ *exec.VarArgs) *exec.Value {
+	if in.IsError() {
+		return in
+	}
+	switch x := modelOf(in).(type) {
+	case nil:
+		return exec.AsValue(false)
+	case bool:
+		return exec.AsValue(x)
+	case string:
+		switch strings.ToLower(x) {
+		case "yes", "1", "true":
+			return exec.AsValue(true)
+		}
+		return exec.AsValue(false)
+	case int:
+		return exec.AsValue(x > 0)
+	case *List, *exec.Dict, namespace:
+		return exec.AsValue(in.IsTrue())
+	}
+	return exec.AsValue(false)
+}
+
+// filterSequence is Salt's sequence (ensure_sequence_filter): strings,
+// tuples and dicts are wrapped in a list, lists pass through.
+func filterSequence(_ *exec.Evaluator, in *exec.Value, _ *exec.VarArgs) *exec.Value {
+	if in.IsError() {
+		return in
+	}
+	switch x := modelOf(in).(type) {
+	case string, *Tuple, *exec.Dict:
+		l := List{x}
+		return exec.AsValue(&l)
+	}
+	return in
 }

@@ -323,3 +323,117 @@ func filterCenter(_ *exec.Evaluator, in *exec.Value, p *exec.VarArgs) *exec.Valu
 	}
 	return exec.AsValue(out)
 }
+
+// filterUnique is Salt's unique (salt.utils.jinja), which replaces
+// Jinja2's: a list of the distinct items in order, case-sensitive.
+func filterUnique(_ *exec.Evaluator, in *exec.Value, _ *exec.VarArgs) *exec.Value {
+	if in.IsError() {
+		return in
+	}
+	out := List{}
+	for _, it := range iterItems(in) {
+		it = unwrapModel(it)
+		dup := false
+		for _, seen := range out {
+			if pyEqual(seen, it) {
+				dup = true
+				break
+			}
+		}
+		if !dup {
+			out = append(out, it)
+		}
+	}
+	return exec.AsValue(&out)
+}
+
+// filterPython is Salt's python filter: pprint.pformat of the value.
+func filterPython(_ *exec.Evaluator, in *exec.Value, _ *exec.VarArgs) *exec.Value {
+	if in.IsError() {
+		return in
+	}
+	return exec.AsValue(pformat(modelOf(in), 0))
+}
+
+// pformat follows pprint.pformat(width=80): dict keys sorted, and a
+// container that does not fit on its line gets one item per line.
+func pformat(v any, indent int) string {
+	v = unwrapModel(v)
+	if d, ok := v.(*exec.Dict); ok {
+		sorted := &exec.Dict{Pairs: slices.Clone(d.Pairs)}
+		slices.SortStableFunc(sorted.Pairs, func(a, b *exec.Pair) int {
+			c, err := pyCompare(a.Key, b.Key)
+			if err != nil {
+				return strings.Compare(pyRepr(a.Key), pyRepr(b.Key))
+			}
+			return c
+		})
+		v = sorted
+	}
+	flat := pyReprSorted(v)
+	if indent+len(flat) <= 80 {
+		return flat
+	}
+	pad := strings.Repeat(" ", indent+1)
+	switch x := v.(type) {
+	case *List, *Tuple:
+		items := listItems(exec.AsValue(x))
+		open, closing := "[", "]"
+		if _, ok := x.(*Tuple); ok {
+			open, closing = "(", ")"
+		}
+		parts := make([]string, len(items))
+		for i, it := range items {
+			parts[i] = pformat(it, indent+1)
+		}
+		if closing == ")" && len(items) == 1 {
+			closing = ",)"
+		}
+		return open + strings.Join(parts, ",\n"+pad) + closing
+	case *exec.Dict:
+		parts := make([]string, len(x.Pairs))
+		for i, p := range x.Pairs {
+			k := pyRepr(p.Key)
+			parts[i] = k + ": " + pformat(p.Value, indent+1+len(k)+2)
+		}
+		return "{" + strings.Join(parts, ",\n"+pad) + "}"
+	}
+	return flat
+}
+
+// pyReprSorted is repr with every dict's keys sorted, as pprint shows them.
+func pyReprSorted(v any) string {
+	v = unwrapModel(v)
+	switch x := v.(type) {
+	case *exec.Dict:
+		pairs := slices.Clone(x.Pairs)
+		slices.SortStableFunc(pairs, func(a, b *exec.Pair) int {
+			c, err := pyCompare(a.Key, b.Key)
+			if err != nil {
+				return strings.Compare(pyRepr(a.Key), pyRepr(b.Key))
+			}
+			return c
+		})
+		parts := make([]string, len(pairs))
+		for i, p := range pairs {
+			parts[i] = pyRepr(p.Key) + ": " + pyReprSorted(p.Value)
+		}
+		return "{" + strings.Join(parts, ", ") + "}"
+	case *List:
+		parts := make([]string, len(*x))
+		for i, it := range *x {
+			parts[i] = pyReprSorted(it)
+		}
+		return "[" + strings.Join(parts, ", ") + "]"
+	case *Tuple:
+		parts := make([]string, len(*x))
+		for i, it := range *x {
+			parts[i] = pyReprSorted(it)
+		}
+		if len(parts) == 1 {
+			return "(" + parts[0] + ",)"
+		}
+		return "(" + strings.Join(parts, ", ") + ")"
+	}
+	return pyRepr(v)
+}

@@ -10,7 +10,6 @@ import (
 	"github.com/brine-cm/brine/internal/gonja/nodes"
 	"github.com/brine-cm/brine/internal/gonja/parser"
 	"github.com/brine-cm/brine/internal/gonja/tokens"
-	"gopkg.in/yaml.v3"
 )
 
 // Salt formulas share data through map.jinja: `{% from "x/map.jinja"
@@ -153,12 +152,11 @@ func (s *importStmt) Execute(r *exec.Renderer, _ *nodes.ControlStructureBlock) e
 	case "text":
 		value = out.String()
 	case "yaml":
-		if err := yaml.Unmarshal(out.Bytes(), &value); err != nil {
+		if value, err = loadYAML(out.String()); err != nil {
 			return fmt.Errorf("import_yaml %q: %w", name, err)
 		}
 	case "json":
-		// JSON is read as YAML so that integers stay integers.
-		if err := yaml.Unmarshal(out.Bytes(), &value); err != nil {
+		if value, err = loadJSON(out.String()); err != nil {
 			return fmt.Errorf("import_json %q: %w", name, err)
 		}
 	case "jinja":
@@ -210,21 +208,6 @@ func topLevelSets(root *nodes.Template) []string {
 	return names
 }
 
-func loadYAMLFilter(_ *exec.Evaluator, in *exec.Value, _ *exec.VarArgs) *exec.Value {
-	var v any
-	if err := yaml.Unmarshal([]byte(in.String()), &v); err != nil {
-		return exec.AsValue(fmt.Errorf("load_yaml: %w", err))
-	}
-	return exec.AsValue(toModel(v))
-}
-
-func loadJSONFilter(_ *exec.Evaluator, in *exec.Value, _ *exec.VarArgs) *exec.Value {
-	var v any
-	if err := yaml.Unmarshal([]byte(in.String()), &v); err != nil {
-		return exec.AsValue(fmt.Errorf("load_json: %w", err))
-	}
-	return exec.AsValue(toModel(v))
-}
 
 // renderContext is the context an imported or included template renders
 // in: a child of the caller's, or of the globals alone.

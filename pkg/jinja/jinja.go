@@ -86,6 +86,7 @@ func newEnvironment() *exec.Environment {
 		_ = structures.Replace(name, p)
 	}
 	for _, kind := range []string{"yaml", "json", "text"} {
+		_ = structures.Register("load_"+kind, positionedParser("load_"+kind, parseLoadBlock(kind)))
 		_ = structures.Register("import_"+kind, positionedParser("import_"+kind, parseImportAs(kind)))
 	}
 
