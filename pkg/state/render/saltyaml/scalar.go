@@ -55,6 +55,20 @@ func Scalar(n *yaml.Node) (any, error) {
 }
 
 func plainScalar(s string) (any, error) {
+	if s == "" {
+		return nil, nil
+	}
+	// PyYAML picks resolvers by the first character; most scalars (names,
+	// paths, commands) need no regular expression at all.
+	switch c := s[0]; {
+	case c >= '0' && c <= '9', c == '-', c == '+', c == '.':
+	case c == '~', c == 'y', c == 'Y', c == 'n', c == 'N', c == 't', c == 'T', c == 'f', c == 'F', c == 'o', c == 'O':
+		if len(s) > 5 {
+			return s, nil
+		}
+	default:
+		return s, nil
+	}
 	switch {
 	case pyNull.MatchString(s):
 		return nil, nil
