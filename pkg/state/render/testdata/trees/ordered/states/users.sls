@@ -11,3 +11,8 @@ vhost-{{ host }}:
 keys:
   cmd.run:
     - name: echo {{ pillar['users']|list|join(',') }} {{ pillar.users.keys()|list }}
+
+lookups:
+  cmd.run:
+    {#- the dict method is a plain key lookup; salt['pillar.get'] walks the path #}
+    - name: echo {{ pillar.get('users:zoe', 'no-such-key') }} {{ salt['pillar.get']('users:zoe:uid') }}
