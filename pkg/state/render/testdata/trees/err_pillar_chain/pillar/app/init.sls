@@ -1,0 +1,4 @@
+include:
+  - .secrets
+app:
+  port: 80

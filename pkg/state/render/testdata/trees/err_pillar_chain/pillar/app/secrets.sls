@@ -1,0 +1,2 @@
+app:
+  password: {{ vault['app'] }}
