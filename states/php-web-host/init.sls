@@ -50,6 +50,28 @@ php-web-host-uwsgi-app-enabled:
     - require:
       - file: php-web-host-uwsgi-app
 
+{#- uWSGI resolves php-docroot when it starts and will not start without
+    it, so a host that has never had a deploy gets a placeholder release
+    (a 503 page) for current to point at; the first deploy swaps it out.
+    Hidden from the deploy's pruning (ls without -a), never overwritten
+    once current exists. #}
+php-web-host-placeholder:
+  file.managed:
+    - name: {{ c.deploy_dir }}/releases/.placeholder/index.php
+    - contents: |
+        <?php http_response_code(503); ?>
+        brine-demo: no release deployed yet
+    - makedirs: True
+    - mode: '0644'
+
+php-web-host-current:
+  cmd.run:
+    - name: ln -s releases/.placeholder current
+    - cwd: {{ c.deploy_dir }}
+    - creates: {{ c.deploy_dir }}/current
+    - require:
+      - file: php-web-host-placeholder
+
 nginx:
   service.running:
     - name: {{ c.nginx_service }}
@@ -63,11 +85,17 @@ nginx:
 {%- endif %}
 
 {#- A changed ini restarts uWSGI (socket or plugin may have changed);
-    deploys reload it gracefully instead (deploy.sls). #}
+    deploys reload it gracefully instead (deploy.sls).
+    No enable here: Debian's package enables uwsgi itself, and under
+    sysvinit its script answers "status" without an app name with exit 0
+    whether or not anything runs, so service.running finds it "already
+    running"; a state that changes nothing itself is what lets the watch
+    on the app's ini (re)start it. #}
 uwsgi:
   service.running:
     - name: {{ c.uwsgi_service }}
-    - enable: True
+    - require:
+      - cmd: php-web-host-current
     - watch:
       - file: php-web-host-uwsgi-app
       - file: php-web-host-uwsgi-app-enabled

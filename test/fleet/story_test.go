@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
-	"path/filepath"
 	"sort"
 	"strings"
 	"testing"
@@ -39,7 +38,7 @@ func TestStory(t *testing.T) {
 	}
 	step("2 hosts files from the mine", func(t *testing.T) { w.hostsFromMine(t, addrs) })
 	step("3 replica set config", w.replset)
-	step("4 deploy by webhook", w.deploy)
+	step("4 web tier: highstate, deploys by webhook", w.deploy)
 	step("5 address change", func(t *testing.T) { w.addressChange(t, addrs) })
 	step("6a master crash mid-highstate", func(t *testing.T) { w.masterCrash(t, addrs) })
 	step("6b pulled cable", w.pulledCable)
@@ -274,105 +273,6 @@ func only(t *testing.T, res map[string]any, fun string) map[string]any {
 	return found[0]
 }
 
-func (w *world) release(id string) (string, error) {
-	return os.Readlink(filepath.Join(w.path("hosts", id, "app"), "current"))
-}
-
-// served is what each web host's nginx serves, fetched from the other
-// web host by name, through /etc/hosts and the bridge.
-func (w *world) served(t *testing.T, page string) {
-	t.Helper()
-	for _, c := range []struct{ from, to string }{{"web2", "web1"}, {"web1", "web2"}} {
-		var body string
-		var err error
-		eventually(t, fmt.Sprintf("%s serving %q", c.to, page), 15*time.Second, func() bool {
-			body, err = w.fetch(c.from, "http://"+c.to+"/")
-			return err == nil && strings.TrimSpace(body) == page
-		})
-		w.show(fmt.Sprintf("%s$ GET http://%s/", c.from, c.to), body)
-	}
-}
-
-func (w *world) deploy(t *testing.T) {
-	w.say("4. a GitHub push of commit A to /hook/deploy/php-web-host")
-	zero := strings.Repeat("0", 40)
-	a := w.commit("A")
-	code, body := w.push("php-web-host", zero, a, w.secret)
-	if code != 200 || !strings.Contains(body, `"success": true`) && !strings.Contains(body, `"success":true`) {
-		t.Fatalf("signed push: %d %s", code, body)
-	}
-	w.show("POST /hook/deploy/php-web-host (push of "+a[:7]+", signed)", fmt.Sprintf("HTTP %d %s", code, body))
-	wantRelease := func(rev string) {
-		t.Helper()
-		for _, id := range []string{"web1", "web2"} {
-			dir := filepath.Join(w.path("hosts", id, "app"), "releases", rev)
-			eventually(t, id+": current -> releases/"+rev[:7], 60*time.Second, func() bool {
-				got, err := w.release(id)
-				return err == nil && got == dir
-			})
-			if got := strings.TrimSpace(readFile(filepath.Join(dir, "index.html"))); got == "" {
-				t.Errorf("%s: release %s has no index.html", id, rev[:7])
-			}
-		}
-	}
-	wantRelease(a)
-	w.served(t, "A")
-	for _, id := range []string{"db1", "db2", "db3", "stage1"} {
-		if _, err := os.Stat(w.path("hosts", id, "app")); err == nil {
-			t.Errorf("%s is not a php-web-host but got a deploy", id)
-		}
-	}
-
-	w.say("4. a second push, commit B: current flips, nginx reloads, uwsgi restarts")
-	b := w.commit("B")
-	code, body = w.push("php-web-host", a, b, w.secret)
-	if code != 200 {
-		t.Fatalf("signed push B: %d %s", code, body)
-	}
-	wantRelease(b)
-	w.served(t, "B")
-	if narrate {
-		cur, _ := w.release("web1")
-		ents, _ := os.ReadDir(filepath.Join(w.path("hosts", "web1", "app"), "releases"))
-		var names []string
-		for _, e := range ents {
-			names = append(names, e.Name())
-		}
-		w.show("web1: releases and current", fmt.Sprintf("releases: %s\ncurrent -> %s", strings.Join(names, " "), cur))
-	}
-	for _, id := range []string{"web1", "web2"} {
-		if _, err := os.Stat(filepath.Join(w.path("hosts", id, "app"), "releases", a, "index.html")); err != nil {
-			t.Errorf("%s: release A is gone after B: %v", id, err)
-		}
-		eventually(t, id+": nginx reloaded and uwsgi restarted by the watch", 10*time.Second, func() bool {
-			_, afterRestart, restarted := strings.Cut(readFile(w.path("hosts", id, "run", "uwsgi.verbs")), "restart\n")
-			return strings.Contains(readFile(w.path("hosts", id, "run", "nginx.verbs")), "reload") &&
-				restarted && strings.Contains(afterRestart, "start")
-		})
-		w.show(id+": init script calls (nginx)", readFile(w.path("hosts", id, "run", "nginx.verbs")))
-		w.show(id+": init script calls (uwsgi)", readFile(w.path("hosts", id, "run", "uwsgi.verbs")))
-	}
-
-	w.say("4. a forged push (bad signature) of commit C changes nothing")
-	c := w.commit("C")
-	code, body = w.push("php-web-host", b, c, []byte("not-the-secret"))
-	if code != 401 {
-		t.Errorf("forged push: want 401, got %d %s", code, body)
-	}
-	w.show("POST /hook/deploy/php-web-host (push of "+c[:7]+", wrong secret)", fmt.Sprintf("HTTP %d %s", code, body))
-	time.Sleep(3 * time.Second) // room for a wrong deploy to show up
-	for _, id := range []string{"web1", "web2"} {
-		if got, _ := w.release(id); !strings.HasSuffix(got, b) {
-			t.Errorf("%s: current moved to %s after a forged push", id, got)
-		}
-		if _, err := os.Stat(filepath.Join(w.path("hosts", id, "app"), "releases", c)); err == nil {
-			t.Errorf("%s: forged commit C was cloned", id)
-		}
-	}
-	w.served(t, "B")
-	w.deployed = b
-}
-
 func (w *world) addressChange(t *testing.T, addrs map[string]string) {
 	to := netip.MustParseAddr("198.18.0.23")
 	w.say("5. db3's eth0 moves from %s to %s", addrs["db3"], to)
@@ -508,7 +408,7 @@ func (w *world) masterCrash(t *testing.T, addrs map[string]string) {
 	}
 	w.checkAllHosts(t, addrs)
 	if w.deployed != "" {
-		w.served(t, "B")
+		w.served(t, w.deployed)
 	}
 	out, _, _ := w.ctl.run("state", "highstate", "web1", pillar, "-t", "60", "--state-output", "terse")
 	w.show("brinectl state highstate web1 (terse)", out)

@@ -176,6 +176,13 @@ func newWorld(t *testing.T) *world {
 	w := &world{t: t, repo: repo, dir: t.TempDir(), self: self,
 		hosts: map[string]*netns.Host{}, specs: map[string]spec{}, minions: map[string]*netns.Proc{}}
 	w.bin = binaries(t, repo)
+	// nginx and uWSGI workers run as www-data and must reach the deploy
+	// dirs under the temp dir, which Go creates 0700.
+	for _, d := range []string{filepath.Dir(w.dir), w.dir} {
+		if err := os.Chmod(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
 	netns.OnSignal(func() {
 		os.RemoveAll(w.dir)
 		if builtDir != "" {
@@ -255,11 +262,10 @@ func mustWrite(t *testing.T, path, content string, mode os.FileMode) {
 	}
 }
 
-// writeMasterConfig: the shipped states/ tree and reactor files, with two
-// fleet-specific overlays earlier in the roots (earlier roots win, as in
-// Salt): php-web-host/packages.sls without the uwsgi packages that an
-// offline namespace cannot install, and a deploy pillar pointing at the
-// local git repository and a per-host deploy root.
+// writeMasterConfig: the shipped states/ tree and reactor files, with one
+// fleet-specific overlay earlier in the pillar roots (earlier roots win,
+// as in Salt): a deploy pillar pointing at the local git repository and a
+// per-host deploy root (all hosts share one filesystem).
 func (w *world) writeMasterConfig() {
 	t := w.t
 	w.secret = make([]byte, 20)
@@ -268,14 +274,6 @@ func (w *world) writeMasterConfig() {
 	mustWrite(t, secretFile, hex.EncodeToString(w.secret)+"\n", 0o600)
 	w.secret = []byte(hex.EncodeToString(w.secret))
 
-	mustWrite(t, w.path("overlay", "php-web-host", "packages.sls"), `# Fleet overlay of states/php-web-host/packages.sls: the namespaces have no
-# network, so only packages this machine already has are required.
-php-web-host-packages:
-  pkg.installed:
-    - pkgs:
-      - nginx
-      - git
-`, 0o644)
 	mustWrite(t, w.path("pillar", "deploy.sls"), fmt.Sprintf(`# Fleet overlay of states/pillar/deploy.sls.
 deploy:
   repo: %s
@@ -287,7 +285,7 @@ deploy:
 		"interface":    netns.Gateway.String(),
 		"port":         w.port,
 		"data_dir":     w.path("master"),
-		"file_roots":   map[string]any{"base": []string{w.path("overlay"), states}},
+		"file_roots":   map[string]any{"base": []string{states}},
 		"pillar_roots": map[string]any{"base": []string{w.path("pillar"), filepath.Join(states, "pillar")}},
 		"mine_functions": map[string]any{
 			"network.ip_addrs":     []string{"eth0"},
@@ -348,88 +346,72 @@ func (w *world) startMinion(s spec) {
 	b, _ := json.MarshalIndent(cfg, "", "  ")
 	path := w.path("hosts", s.id, "minion.yaml")
 	mustWrite(t, path, string(b)+"\n", 0o600)
-	p, err := h.Start("brine-minion "+s.id, w.path("hosts", s.id, "minion.log"), nil,
-		filepath.Join(w.bin, "brine-minion"), "--config", path)
+	argv := []string{filepath.Join(w.bin, "brine-minion"), "--config", path}
+	var p *netns.Proc
+	var err error
+	if s.web {
+		// The mounts are arguments of a fixed script, never pasted into it.
+		script := `hostname "$0" && n=$1 && shift && while [ "$n" -gt 0 ]; do mount --bind -- "$1" "$2" || exit 1; shift 2; n=$((n-1)); done && exec "$@"`
+		mounts := w.webMounts(s.id)
+		pre := []string{"unshare", "--uts", "--", "sh", "-c", script, h.Name, fmt.Sprint(len(mounts))}
+		for _, m := range mounts {
+			pre = append(pre, m[0], m[1])
+		}
+		p, err = w.fleet.Start("brine-minion "+s.id, w.path("hosts", s.id, "minion.log"), nil, h.Argv(append(pre, argv...)...)...)
+	} else {
+		p, err = h.Start("brine-minion "+s.id, w.path("hosts", s.id, "minion.log"), nil, argv...)
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
 	w.minions[s.id] = p
 }
 
-// prepareWebHost gives a web namespace its own /etc/init.d (nginx and a
-// uwsgi stand-in), rc?.d and systemd directories: `ip netns exec`
-// bind-mounts them over the machine's, so service.running's init scripts
-// and update-rc.d act on this host alone. nginx is Debian's, with a
-// config serving <deploy root>/current on eth0 port 80.
+// webMounts are the directories a web host keeps to itself: its minion
+// (and so the nginx and uWSGI its init scripts start) runs with these
+// per-host directories mounted over the machine's, in the mount
+// namespace `ip netns exec` made for it. Debian's init scripts and
+// configs then run unchanged (pid files in /run, the uWSGI socket in
+// /run/uwsgi, logs in /var/log, nginx's temp files in /var/lib/nginx)
+// without two hosts sharing one file.
+func (w *world) webMounts(id string) [][2]string {
+	return [][2]string{
+		{w.path("hosts", id, "run"), "/run"},
+		{w.path("hosts", id, "log"), "/var/log"},
+		{w.path("hosts", id, "lib-nginx"), "/var/lib/nginx"},
+	}
+}
+
+// prepareWebHost gives a web namespace what a Debian host with nginx,
+// uwsgi and uwsgi-plugin-php installed has of its own: /etc/nginx and
+// /etc/uwsgi (copies of this machine's, as the packages left them),
+// /etc/init.d with Debian's nginx and uwsgi scripts, /etc/rc?.d for
+// update-rc.d, and the directories of webMounts with what the packages
+// create in them. `ip netns exec` bind-mounts the /etc entries over the
+// machine's, so the states' edits and update-rc.d's links stay on this
+// host. There is no systemd here, so service.* drives the init scripts.
 func (w *world) prepareWebHost(id string) {
 	t := w.t
 	h := w.hosts[id]
-	run := w.path("hosts", id, "run")
-	if strings.ContainsAny(run, "'\\\n") {
-		t.Fatalf("temp dir %q cannot be quoted in an init script", run)
+	for _, d := range []string{"run/lock", "log/nginx", "log/uwsgi/app", "lib-nginx"} {
+		if err := os.MkdirAll(w.path("hosts", id, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
 	}
-	root := w.path("hosts", id, "app")
-	mustWrite(t, filepath.Join(run, "nginx.conf"), fmt.Sprintf(`user root;
-worker_processes 1;
-pid %[1]s/nginx.pid;
-error_log %[1]s/nginx-error.log;
-events { worker_connections 64; }
-http {
-    default_type text/html;
-    access_log %[1]s/nginx-access.log;
-    client_body_temp_path %[1]s/client_body;
-    proxy_temp_path %[1]s/proxy;
-    fastcgi_temp_path %[1]s/fastcgi;
-    uwsgi_temp_path %[1]s/uwsgi;
-    scgi_temp_path %[1]s/scgi;
-    server {
-        listen %[2]s:80;
-        root %[3]s/current;
-        index index.html;
-    }
-}
-`, run, h.Addr, root), 0o644)
-	header := func(name string) string {
-		return fmt.Sprintf(`#!/bin/sh
-### BEGIN INIT INFO
-# Provides:          %s
-# Required-Start:    $local_fs $network
-# Required-Stop:     $local_fs $network
-# Default-Start:     2 3 4 5
-# Default-Stop:      0 1 6
-# Short-Description: %s for the brine fleet story
-### END INIT INFO
-RUN='%s'
-echo "$1" >> "$RUN/%s.verbs"
-`, name, name, run, name)
+	for _, d := range []string{"nginx", "uwsgi"} {
+		if out, err := exec.Command("cp", "-a", "--", filepath.Join("/etc", d), filepath.Join(h.EtcDir(), d)).CombinedOutput(); err != nil {
+			t.Fatalf("copy /etc/%s for %s: %v\n%s", d, id, err, out)
+		}
 	}
 	initd := filepath.Join(h.EtcDir(), "init.d")
-	mustWrite(t, filepath.Join(initd, "nginx"), header("nginx")+`PIDFILE="$RUN/nginx.pid"
-NGINX="/usr/sbin/nginx -c $RUN/nginx.conf -e $RUN/nginx-error.log"
-running() { [ -s "$PIDFILE" ] && kill -0 "$(cat "$PIDFILE")" 2>/dev/null; }
-case "$1" in
-start)   running && exit 0; $NGINX </dev/null >/dev/null 2>&1 ;;
-stop)    running || exit 0; kill -QUIT "$(cat "$PIDFILE")"
-         for i in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20; do running || exit 0; sleep 0.1; done; exit 1 ;;
-restart) "$0" stop && "$0" start ;;
-reload)  running || exit 7; $NGINX -s reload </dev/null >/dev/null 2>&1 ;;
-status)  running && exit 0; exit 3 ;;
-*)       echo "usage: $0 start|stop|restart|reload|status" >&2; exit 2 ;;
-esac
-`, 0o755)
-	// No uwsgi here: a sleep stands in for the application server so that
-	// its restart on deploy is real and observable (uwsgi.verbs).
-	mustWrite(t, filepath.Join(initd, "uwsgi"), header("uwsgi")+`PIDFILE="$RUN/uwsgi.pid"
-running() { [ -s "$PIDFILE" ] && kill -0 "$(cat "$PIDFILE")" 2>/dev/null; }
-case "$1" in
-start)   running && exit 0; sleep 100000 </dev/null >/dev/null 2>&1 & echo $! > "$PIDFILE" ;;
-stop)    running || exit 0; kill "$(cat "$PIDFILE")"; rm -f "$PIDFILE" ;;
-restart) "$0" stop && "$0" start ;;
-reload)  running || exit 7; kill -HUP "$(cat "$PIDFILE")" ;;
-status)  running && exit 0; exit 3 ;;
-*)       echo "usage: $0 start|stop|restart|reload|status" >&2; exit 2 ;;
-esac
-`, 0o755)
+	if err := os.MkdirAll(initd, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, svc := range []string{"nginx", "uwsgi"} {
+		if out, err := exec.Command("cp", "-a", "--", filepath.Join("/etc/init.d", svc), initd).CombinedOutput(); err != nil {
+			t.Fatalf("copy /etc/init.d/%s for %s: %v\n%s", svc, id, err, out)
+		}
+	}
 	for _, d := range []string{"rc0.d", "rc1.d", "rc2.d", "rc3.d", "rc4.d", "rc5.d", "rc6.d", "rcS.d", "systemd/system"} {
 		top := strings.Split(d, "/")[0]
 		if _, err := os.Stat(filepath.Join("/etc", top)); err != nil {
@@ -463,12 +445,22 @@ func (w *world) git(dir string, args ...string) string {
 	return strings.TrimSpace(string(out))
 }
 
-// commit writes index.html saying page, commits and pushes it; returns
-// the commit id.
-func (w *world) commit(page string) string {
-	mustWrite(w.t, filepath.Join(w.gitWork, "index.html"), page+"\n", 0o644)
-	w.git(w.gitWork, "add", "index.html")
-	w.git(w.gitWork, "commit", "-q", "-m", "page "+page)
+// commit commits the example app (examples/app/index.php) with a
+// CHANGES line saying label, pushes it and returns the commit id.
+func (w *world) commit(label string) string {
+	app, err := os.ReadFile(filepath.Join(w.repo, "examples", "app", "index.php"))
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	mustWrite(w.t, filepath.Join(w.gitWork, "index.php"), string(app), 0o644)
+	f, err := os.OpenFile(filepath.Join(w.gitWork, "CHANGES"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	fmt.Fprintf(f, "release %s\n", label)
+	f.Close()
+	w.git(w.gitWork, "add", "index.php", "CHANGES")
+	w.git(w.gitWork, "commit", "-q", "-m", "release "+label)
 	w.git(w.gitWork, "push", "-q", "origin", "main")
 	return w.git(w.gitWork, "rev-parse", "HEAD")
 }
