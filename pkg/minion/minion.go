@@ -234,6 +234,7 @@ func (m *Minion) session(ctx context.Context, addr string) error {
 		grpc.WithTransportCredentials(creds),
 		grpc.WithReadBufferSize(0),
 		grpc.WithWriteBufferSize(4096),
+		grpc.WithSharedWriteBuffer(true),
 		// As on the master (see there): fixed windows, no BDP probing.
 		grpc.WithInitialWindowSize(1<<20),
 		grpc.WithInitialConnWindowSize(1<<20),
