@@ -208,7 +208,6 @@ func topLevelSets(root *nodes.Template) []string {
 	return names
 }
 
-
 // renderContext is the context an imported or included template renders
 // in: a child of the caller's, or of the globals alone.
 func renderContext(r *exec.Renderer, withContext bool) *exec.Context {

@@ -74,7 +74,7 @@ var listMethods = exec.NewMethodSet[[]any](map[string]exec.Method[[]any]{
 		var err error
 		merr := mutateList(self, func(l *List) {
 			for i, it := range *l {
-				if exec.ToValue(it).EqualValueTo(a.Args[0]) {
+				if pyEqual(it, a.Args[0]) {
 					*l = slices.Delete(*l, i, i+1)
 					return
 				}
@@ -88,7 +88,7 @@ var listMethods = exec.NewMethodSet[[]any](map[string]exec.Method[[]any]{
 			return nil, err
 		}
 		for i, it := range listItems(self) {
-			if exec.ToValue(it).EqualValueTo(a.Args[0]) {
+			if pyEqual(it, a.Args[0]) {
 				return i, nil
 			}
 		}
@@ -100,7 +100,7 @@ var listMethods = exec.NewMethodSet[[]any](map[string]exec.Method[[]any]{
 		}
 		n := 0
 		for _, it := range listItems(self) {
-			if exec.ToValue(it).EqualValueTo(a.Args[0]) {
+			if pyEqual(it, a.Args[0]) {
 				n++
 			}
 		}
@@ -353,7 +353,7 @@ func dictPairs(v *exec.Value) []*exec.Pair {
 func dictGet(self, key *exec.Value) (*exec.Value, bool) {
 	if d, ok := self.Interface().(*exec.Dict); ok {
 		for _, p := range d.Pairs {
-			if p.Key.EqualValueTo(key) {
+			if keyEqual(p.Key, key) {
 				return p.Value, true
 			}
 		}
@@ -370,7 +370,7 @@ func dictSet(self, key *exec.Value, v any) error {
 	switch d := self.Interface().(type) {
 	case *exec.Dict:
 		for _, p := range d.Pairs {
-			if p.Key.EqualValueTo(key) {
+			if keyEqual(p.Key, key) {
 				p.Value = exec.AsValue(v)
 				return nil
 			}
@@ -387,7 +387,7 @@ func dictSet(self, key *exec.Value, v any) error {
 func dictDelete(self, key *exec.Value) {
 	switch d := self.Interface().(type) {
 	case *exec.Dict:
-		d.Pairs = slices.DeleteFunc(d.Pairs, func(p *exec.Pair) bool { return p.Key.EqualValueTo(key) })
+		d.Pairs = slices.DeleteFunc(d.Pairs, func(p *exec.Pair) bool { return keyEqual(p.Key, key) })
 	case namespace:
 		delete(d, key.String())
 	}
@@ -422,4 +422,16 @@ func compare(a, b *exec.Value) int {
 		return 1
 	}
 	return 0
+}
+
+// keyEqual compares dict keys as Python does (1, 1.0 and True are one
+// key), with a fast path for the common string keys.
+func keyEqual(a, b *exec.Value) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	if a.Val.Kind() == reflect.String && b.Val.Kind() == reflect.String {
+		return a.Val.String() == b.Val.String()
+	}
+	return pyEqual(modelOf(a), modelOf(b))
 }

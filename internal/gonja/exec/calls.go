@@ -107,7 +107,7 @@ func (e *Evaluator) evalMethod(parentNode nodes.Node, method string, args []node
 	}
 	parameters.KwOrder = kwOrder
 	var result any
-	err := fmt.Errorf("unknown method '%s' for '%s'", method, parent.String())
+	var err error = unknownMethod{method: method, parent: parent}
 	switch {
 	case parent.IsString():
 		if method, ok := e.Environment.Methods.Str.Get(method); ok {
@@ -126,28 +126,15 @@ func (e *Evaluator) evalMethod(parentNode nodes.Node, method string, args []node
 			result, err = method(parent.Integer(), parent, parameters)
 		}
 	case parent.IsDict():
+		// brine's dict and list methods work on the receiver itself
+		// (parent); converting it to a Go copy on every call made loops
+		// that grow a dict quadratic.
 		if method, ok := e.Environment.Methods.Dict.Get(method); ok {
-			dict := parent.ToGoSimpleType(false)
-			if err, ok := dict.(error); err != nil && ok {
-				return AsValue(fmt.Errorf("failed to cast '%s' to a Go type: %s", parent.String(), err))
-			}
-			goMap, ok := dict.(map[string]any)
-			if !ok {
-				return AsValue(fmt.Errorf("failed to cast '%s' to map[string]interface{}: %s", parent.String(), err))
-			}
-			result, err = method(goMap, parent, parameters)
+			result, err = method(nil, parent, parameters)
 		}
 	case parent.IsList():
 		if method, ok := e.Environment.Methods.List.Get(method); ok {
-			list := parent.ToGoSimpleType(false)
-			if err, ok := list.(error); err != nil && ok {
-				return AsValue(fmt.Errorf("failed to cast '%s' to a Go type: %s", parent.String(), err))
-			}
-			goList, ok := list.([]any)
-			if !ok {
-				return AsValue(fmt.Errorf("failed to cast '%s' to []interface{}: %s", parent.String(), err))
-			}
-			result, err = method(goList, parent, parameters)
+			result, err = method(nil, parent, parameters)
 		}
 	default:
 		err = AsValue(errors.Errorf(`'%s' is not callable on %s`, method, parent))
@@ -163,4 +150,14 @@ func (e *Evaluator) evalMethod(parentNode nodes.Node, method string, args []node
 	}
 
 	return AsValue(result)
+}
+
+// unknownMethod formats its message only when it is shown.
+type unknownMethod struct {
+	method string
+	parent *Value
+}
+
+func (u unknownMethod) Error() string {
+	return fmt.Sprintf("unknown method '%s' for '%s'", u.method, u.parent.String())
 }

@@ -316,3 +316,21 @@ func TestJinja2Differential(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkCorpus renders every corpus case with brine's engine once per
+// iteration (Jinja2 is not involved).
+func BenchmarkCorpus(b *testing.B) {
+	cases := loadCases(b)
+	vars, _ := context(b)
+	sources := map[string]string{}
+	for _, c := range cases {
+		sources[c.Template] = c.Source
+	}
+	res := treeResolver(sources)
+	b.ReportAllocs()
+	for b.Loop() {
+		for _, c := range cases {
+			renderBrine(c, vars, res)
+		}
+	}
+}
