@@ -119,21 +119,22 @@ func (c *compiler) load(env, sls string) error {
 		if !ok {
 			return fmt.Errorf("%s:%d: include must be a list of SLS names", file, high.pos["include"].line)
 		}
-		for _, item := range list {
+		for i, item := range list {
+			line := high.itemLine("include", i)
 			name, ok := item.(string)
 			if !ok {
 				if m, isMap := item.(*omap); isMap && len(m.keys) == 1 {
 					name = m.keys[0]
 				} else {
-					return fmt.Errorf("%s:%d: include entry %v is not an SLS name", file, high.pos["include"].line, item)
+					return fmt.Errorf("%s:%d: include entry %v is not an SLS name", file, line, item)
 				}
 			}
 			full, err := resolveRelative(sls, file, name)
 			if err != nil {
-				return fmt.Errorf("%s:%d: %w", file, high.pos["include"].line, err)
+				return fmt.Errorf("%s:%d: %w", file, line, err)
 			}
 			if err := c.load(env, full); err != nil {
-				return includedFrom(err, fmt.Sprintf("%s:%d (SLS %s)", file, high.pos["include"].line, sls))
+				return includedFrom(err, fmt.Sprintf("%s:%d (SLS %s)", file, line, sls))
 			}
 		}
 	}

@@ -18,6 +18,18 @@ type omap struct {
 	keys []string
 	vals map[string]any
 	pos  map[string]pos
+	// where each item of a sequence value was written, for errors about
+	// one item (an include entry)
+	itemPos map[string][]pos
+}
+
+// itemLine is the line of item i of the sequence under key k, else the
+// key's own line.
+func (m *omap) itemLine(k string, i int) int {
+	if ps := m.itemPos[k]; i < len(ps) {
+		return ps[i].line
+	}
+	return m.pos[k].line
 }
 
 type pos struct{ line, col int }
@@ -314,6 +326,16 @@ func decodeNode(file string, text []byte, n *yaml.Node, depth int, budget *int) 
 			}
 			delete(merged, ks)
 			m.set(ks, val, pos{k.Line, k.Column})
+			if v.Kind == yaml.SequenceNode && depth == 0 {
+				ps := make([]pos, len(v.Content))
+				for j, item := range v.Content {
+					ps[j] = pos{item.Line, item.Column}
+				}
+				if m.itemPos == nil {
+					m.itemPos = map[string][]pos{}
+				}
+				m.itemPos[ks] = ps
+			}
 		}
 		return m, nil
 	case yaml.ScalarNode:
