@@ -43,6 +43,7 @@ var hostileIDs = []struct {
 // the door would be written at once). Each is refused with the reason,
 // nothing is recorded, and no file appears outside data_dir.
 func TestMinionIDPathTraversalRefusedAtTheDoor(t *testing.T) {
+	t.Parallel()
 	pm := startPortMaster(t, "auto_accept: true\n")
 	for _, tc := range hostileIDs {
 		t.Run(tc.name, func(t *testing.T) {

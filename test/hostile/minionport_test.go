@@ -62,6 +62,7 @@ func attackPayloads(t testing.TB, victim, victimJID string) map[string]*pb.Minio
 // it sends every kind of message in each of those states. Everything ends
 // in PermissionDenied or Unauthenticated, nothing runs, nothing is stored.
 func TestMinionPortUnauthenticatedMethods(t *testing.T) {
+	t.Parallel()
 	pm := startPortMaster(t, "mine_functions:\n  grains.get: [id]\n")
 	pm.startMinion("victim")
 	pm.acceptMinions("victim")
@@ -201,6 +202,7 @@ func TestMinionPortUnauthenticatedMethods(t *testing.T) {
 // served to minions; key.accept, key.delete, event.fire... are refused and
 // change nothing.
 func TestMinionPortNoOperatorAction(t *testing.T) {
+	t.Parallel()
 	pm := startPortMaster(t, "")
 	runners := runnerNames(t, pm)
 	if len(runners) < 10 {

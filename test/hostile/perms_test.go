@@ -19,6 +19,7 @@ import (
 // modes of what they wrote: private keys 0600, data and key directories
 // 0700, the control socket 0600 and owned by the master's user.
 func TestPermissionsAtRest(t *testing.T) {
+	t.Parallel()
 	pm := startPortMaster(t, "")
 	pm.startMinion("m1")
 	pm.acceptMinions("m1")
@@ -67,6 +68,7 @@ func TestPermissionsAtRest(t *testing.T) {
 // brine-master and brine-minion refuse to start when their private key is
 // accessible by group or others, and say which file and what to do.
 func TestDaemonsRefuseExposedPrivateKey(t *testing.T) {
+	t.Parallel()
 	bin := binaries.Build(t)
 	root := t.TempDir()
 	// Keys made by a first, clean start of each daemon.

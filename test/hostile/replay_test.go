@@ -32,6 +32,7 @@ import (
 // counted and audited; the other minion's mine, return and events are
 // untouched.
 func TestMinionForgesAnotherMinionsIdentity(t *testing.T) {
+	t.Parallel()
 	pm := startPortMaster(t, "mine_functions:\n  grains.get: [id]\n")
 	pm.startMinion("victim")
 	pm.acceptMinions("victim")
@@ -116,6 +117,7 @@ func TestMinionForgesAnotherMinionsIdentity(t *testing.T) {
 // return for a job that never existed. Each is dropped and counted; the
 // job cache holds one return per minion, the right one.
 func TestReplayedReturns(t *testing.T) {
+	t.Parallel()
 	pm := startPortMaster(t, "")
 	pm.startMinion("victim")
 	pm.acceptMinions("victim")
@@ -165,6 +167,7 @@ func TestReplayedReturns(t *testing.T) {
 // and sends it once more after the minion reconnects. The command runs
 // once; a new job after the reconnect still runs.
 func TestJobResentAfterReconnectRunsOnce(t *testing.T) {
+	t.Parallel()
 	bin := binaries.Build(t)
 	dir := t.TempDir()
 	marker := filepath.Join(dir, "ran")
