@@ -38,8 +38,20 @@ func main() {
 	cfg.Out = os.Stdout
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if _, err := bench.Run(ctx, cfg); err != nil {
+	rows, err := bench.Run(ctx, cfg)
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "brine-bench:", err)
+		os.Exit(1)
+	}
+	// Figures never fail a run; something not counted does.
+	bad := false
+	for _, r := range rows {
+		if r.Count < r.Want || r.Lost > 0 {
+			fmt.Fprintf(os.Stderr, "brine-bench: %s: counted %d of %d, lost %d\n", r.Scenario, r.Count, r.Want, r.Lost)
+			bad = true
+		}
+	}
+	if bad {
 		os.Exit(1)
 	}
 }

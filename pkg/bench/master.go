@@ -1,15 +1,18 @@
 package bench
 
 import (
+	"bufio"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -28,6 +31,7 @@ type masterProc struct {
 	socket      string
 	minionAddr  string
 	webhookAddr string
+	metricsAddr string
 	finger      string
 	token       string
 	hookSecret  []byte
@@ -118,6 +122,11 @@ func startMaster(ctx context.Context, bin, dir, statesDir, hookTarget string) (*
 	}
 	mp.minionAddr = fmt.Sprintf("127.0.0.1:%d", port)
 	mp.webhookAddr = fmt.Sprintf("127.0.0.1:%d", hookPort)
+	metricsPort, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	mp.metricsAddr = fmt.Sprintf("127.0.0.1:%d", metricsPort)
 	cfg := map[string]any{
 		"interface":           "127.0.0.1",
 		"port":                port,
@@ -125,6 +134,7 @@ func startMaster(ctx context.Context, bin, dir, statesDir, hookTarget string) (*
 		"socket":              mp.socket,
 		"autosign_token_file": filepath.Join(dir, "autosign.token"),
 		"log_level":           "warning",
+		"metrics_listen":      mp.metricsAddr,
 		"file_roots":          map[string]any{"base": []any{tree}},
 		"pillar_roots":        map[string]any{"base": []any{filepath.Join(dir, "pillar")}},
 		"mine_functions":      map[string]any{"network.ip_addrs": []any{}, "network.get_hostname": []any{}},
@@ -210,4 +220,35 @@ func (mp *masterProc) stop() {
 	case <-time.After(20 * time.Second):
 		_ = mp.cmd.Process.Kill()
 	}
+}
+
+// goMetrics reads the master's Go runtime gauges from its /metrics
+// endpoint: RSS alone cannot tell live heap from stacks and GC headroom.
+func (mp *masterProc) goMetrics(ctx context.Context) (map[string]float64, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+mp.metricsAddr+"/metrics", nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("master metrics: %w", err)
+	}
+	defer resp.Body.Close()
+	out := map[string]float64{}
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if !strings.HasPrefix(line, "go_") {
+			continue
+		}
+		f := strings.Fields(line)
+		if len(f) != 2 {
+			continue
+		}
+		if v, err := strconv.ParseFloat(f[1], 64); err == nil {
+			out[f[0]] = v
+		}
+	}
+	return out, sc.Err()
 }

@@ -127,10 +127,15 @@ func connectStorm(ctx context.Context, cfg *Config, mp *masterProc, f *fleet) (R
 		return Row{}, err
 	}
 	per := float64(after-before) / float64(n)
+	rt := ""
+	if gm, err := mp.goMetrics(ctx); err == nil {
+		rt = fmt.Sprintf("; Go heap %.1f KiB, stacks %.1f KiB, %.1f goroutines per minion",
+			gm["go_memstats_heap_alloc_bytes"]/1024/float64(n), gm["go_memstats_stack_inuse_bytes"]/1024/float64(n), gm["go_goroutines"]/float64(n))
+	}
 	return Row{Scenario: "connect storm", N: n, Count: up, Want: n,
 		Figure: fmt.Sprintf("%.2f s to all connected", connected.Seconds()),
 		Detail: fmt.Sprintf("mine of all in %.1f s; master RSS %s → %s KiB (peak %s): **%.1f KiB per minion**",
-			mineDone.Seconds(), thousands(before), thousands(after), thousands(peak), per),
+			mineDone.Seconds(), thousands(before), thousands(after), thousands(peak), per) + rt,
 		Values: []float64{connected.Seconds(), per}}, nil
 }
 
