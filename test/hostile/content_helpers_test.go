@@ -17,6 +17,7 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
+	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/brine-cm/brine/pkg/pki"
 	"github.com/brine-cm/brine/pkg/wire"
@@ -199,3 +200,12 @@ func (r *rawMinion) call(t *testing.T, fun string, args []any, kwargs map[string
 		}
 	}
 }
+
+// sendEvent fires an event as this minion (event.send on the wire).
+func (r *rawMinion) sendEvent(tag string, data *structpb.Struct) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.stream.Send(&pb.MinionMessage{Msg: &pb.MinionMessage_Event{Event: &pb.Event{Tag: tag, Data: data, TimeUnixNano: time.Now().UnixNano()}}})
+}
+
+func wireStruct(m map[string]any) (*structpb.Struct, error) { return wire.Struct(m) }

@@ -249,7 +249,9 @@ func TestTemplateAndShellInjectionNeverEvaluated(t *testing.T) {
 			passed++
 		}
 	}
+	held, forged := forgedHookEvents(t, f)
 	f.canaryAbsent(t)
+	t.Logf("forged hook events from a minion: %d/%d refused", held, forged)
 	t.Logf("template/shell injection: %d/%d cases held (%d payloads x webhook body+header, event data, CLI pillar; %d hook paths; %d targets)",
 		passed, len(want)+len(tgts), len(hostilePayloads), 13, len(tgts))
 }
@@ -408,4 +410,48 @@ func TestGitHubDeployInjectionAndEdgeCases(t *testing.T) {
 	}
 	f.canaryAbsent(t)
 	t.Logf("GitHub deploy: %d cases (%d injections, %d delivery edge cases) held", cases, len(injections), cases-len(injections)-1)
+}
+
+// forgedHookEvents: an accepted minion fires events the reactor trusts
+// for webhooks: the reserved tag itself, and look-alikes — NUL or other
+// bytes where '/' belongs (before the fix in pkg/event a NUL-separated tag
+// matched the reactor's salt/netapi/hook/* glob while passing the
+// reserved-prefix check), case and spacing variants. None reaches the hook reaction; the
+// control event on an ordinary tag does.
+func forgedHookEvents(t *testing.T, f *contentFleet) (held, tried int) {
+	raw := dialRawMinion(t, fmt.Sprintf("127.0.0.1:%d", f.port), "rawattacker")
+	send := func(tag, n string) {
+		t.Helper()
+		d, _ := wireStruct(map[string]any{"n": n, "msg": "forged", "post": map[string]any{"n": n, "msg": "forged"}})
+		if err := raw.sendEvent(tag, d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	forged := []string{
+		"salt/netapi/hook/ci/probe",
+		"salt\x00netapi\x00hook\x00ci\x00probe",
+		"salt/netapi\x00hook/ci/probe",
+		"salt/netapi/hook/ci\x00probe",
+		"Salt/netapi/hook/ci/probe",
+		" salt/netapi/hook/ci/probe",
+		"salt//netapi/hook/ci/probe",
+		"salt\\netapi\\hook\\ci\\probe",
+		"salt/netapi/hook/ci/probe\x00",
+	}
+	for i, tag := range forged {
+		send(tag, fmt.Sprintf("forged%d", i))
+	}
+	send("probe/event", "control")
+	if _, ok := f.waitFile("out/probe-control", 60*time.Second); !ok {
+		t.Fatal("control case: the raw minion's ordinary event did not react")
+	}
+	time.Sleep(2 * time.Second)
+	for i, tag := range forged {
+		if _, err := os.Stat(f.path(fmt.Sprintf("out/probe-forged%d", i))); err == nil {
+			t.Errorf("forged tag %q reached the webhook reaction", tag)
+			continue
+		}
+		held++
+	}
+	return held, len(forged)
 }
