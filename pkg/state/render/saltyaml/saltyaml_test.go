@@ -88,3 +88,19 @@ func TestUnmarshalOrdered(t *testing.T) {
 		t.Errorf("nested keys %v, want %v", got, want)
 	}
 }
+
+// Keys print as Python's str() of the key PyYAML built.
+func TestKeyString(t *testing.T) {
+	tests := []struct {
+		key  any
+		want string
+	}{
+		{nil, "None"}, {true, "True"}, {false, "False"}, {80, "80"}, {"x", "x"},
+		{1.0, "1.0"}, {0.5, "0.5"}, {1e16, "1e+16"}, {1.5e-5, "1.5e-05"}, {-2.25, "-2.25"},
+	}
+	for _, tt := range tests {
+		if got := KeyString(tt.key); got != tt.want {
+			t.Errorf("KeyString(%#v) = %q, want %q", tt.key, got, tt.want)
+		}
+	}
+}

@@ -185,6 +185,36 @@ func KeyString(k any) string {
 			return "True"
 		}
 		return "False"
+	case float64:
+		return pyFloatString(x)
 	}
 	return fmt.Sprint(k)
+}
+
+// pyFloatString prints a float as Python's str() does: 1.0, 0.5, 1e+16,
+// inf, nan.
+func pyFloatString(f float64) string {
+	switch {
+	case math.IsNaN(f):
+		return "nan"
+	case math.IsInf(f, 1):
+		return "inf"
+	case math.IsInf(f, -1):
+		return "-inf"
+	}
+	if a := math.Abs(f); a != 0 && (a >= 1e16 || a < 1e-4) {
+		s := strconv.FormatFloat(f, 'e', -1, 64)
+		mant, exp, _ := strings.Cut(s, "e")
+		sign := exp[0]
+		digits := strings.TrimLeft(exp[1:], "0")
+		if len(digits) < 2 {
+			digits = strings.Repeat("0", 2-len(digits)) + digits
+		}
+		return mant + "e" + string(sign) + digits
+	}
+	s := strconv.FormatFloat(f, 'f', -1, 64)
+	if !strings.Contains(s, ".") {
+		s += ".0"
+	}
+	return s
 }
