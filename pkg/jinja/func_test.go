@@ -95,6 +95,10 @@ func FuzzRender(f *testing.F) {
 		"{% do l.append(l) %}{{ l }}{{ l|tojson }}{{ l|yaml }}", "{{ d.items()|list }}", "{{ 'a{0}'.format(1) }}",
 		"{% if %}", "{{ }}", "{% macro m(a) %}{{ a }}{% endmacro %}{{ m(1) }}", "{{ d|json }}{{ d.update(l) }}",
 		"{{ salt['f'](1, k=2) }}", "{% raw %}{{{% endraw %}", "{{ l.pop(5) }}{{ l.insert(-9, 1) }}", "{{ 1/0 }}",
+		"{% load_yaml as y %}a: [1, {b: 0644}]{% endload %}{{ y }}", "{% set a, b = 1, 2 %}{{ '%s-%05.1f' % (a, b) }}",
+		"{{ '{0[k]!r:>8}|{:,}'.format(d, 1234) }}", "{% macro m() %}{{ caller(1) }}{{ varargs }}{% endmacro %}{% call(x) m(2) %}{{ x }}{% endcall %}",
+		"{{ [1, 2] >= [1] }}{{ (1,) + (2,) }}{{ {1: 2, True: 3} }}{{ 'a' if x }}{{ -7 // 2 }}{{ 2 ** 10 }}",
+		"{% set s | upper %}x{% endset %}{{ s }}{{ 'a\\\\b\\'c' }}{{ d | yaml(False) }}{{ d | python }}",
 	} {
 		f.Add(s)
 	}
