@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/brine-cm/brine/pkg/output"
 	"github.com/brine-cm/brine/pkg/state"
 	"github.com/brine-cm/brine/pkg/state/apply"
 )
@@ -62,6 +63,39 @@ func TestWrittenOrderApplied(t *testing.T) {
 	}
 	if b.String() != string(want) {
 		t.Errorf("applied order differs from %s\n--- got\n%s--- want\n%s", golden, b.String(), want)
+	}
+
+	// The highstate outputter lists the states in the order they ran.
+	ret := map[string]any{}
+	for i, r := range results {
+		b, _ := json.Marshal(r)
+		var m map[string]any
+		if err := json.Unmarshal(b, &m); err != nil {
+			t.Fatal(err)
+		}
+		ret[sent[i].Key()] = m
+	}
+	text, _ := output.Highstate("web1", ret, output.Options{StateOutput: "terse"})
+	var names []string
+	for _, line := range strings.Split(text, "\n") {
+		if strings.Contains(line, "Name: ") {
+			line, _, _ = strings.Cut(line, " Started:") // times vary
+			names = append(names, strings.ReplaceAll(strings.TrimSpace(line), dir, "<dir>"))
+		}
+	}
+	gotOut := strings.Join(names, "\n") + "\n"
+	goldenOut := "testdata/trees/order/highstate.golden"
+	if *update {
+		if err := os.WriteFile(goldenOut, []byte(gotOut), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wantOut, err := os.ReadFile(goldenOut)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if gotOut != string(wantOut) {
+		t.Errorf("highstate output differs from %s\n--- got\n%s--- want\n%s", goldenOut, gotOut, wantOut)
 	}
 
 	for p, mode := range map[string]os.FileMode{dir: 0o750, filepath.Join(dir, "motd"): 0o640} {
