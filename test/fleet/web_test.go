@@ -191,7 +191,9 @@ func (w *world) releases(id string) []string {
 	ents, _ := os.ReadDir(w.appDir(id, "releases"))
 	var names []string
 	for _, e := range ents {
-		names = append(names, e.Name())
+		if !strings.HasPrefix(e.Name(), ".") { // init.sls's .placeholder
+			names = append(names, e.Name())
+		}
 	}
 	return names
 }
