@@ -217,15 +217,6 @@ func (t *Tree) pillarSLS(ctx context.Context, m Minion, opts Options, env, sls s
 	return out, nil
 }
 
-// slsDir is the directory an SLS file lives in, relative to its root.
-func slsDir(sls, file string) string {
-	parts := strings.Split(sls, ".")
-	if strings.HasSuffix(file, "/init.sls") || strings.HasSuffix(file, "\\init.sls") {
-		return strings.Join(parts, "/")
-	}
-	return strings.Join(parts[:len(parts)-1], "/")
-}
-
 // resolveRelative turns Salt's relative include (.foo, ..foo) into a full
 // dotted name: one dot is the including file's package, each further dot
 // goes up one level.

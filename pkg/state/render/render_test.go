@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
-	"sort"
 	"strings"
 	"testing"
 
@@ -265,15 +264,6 @@ func keys(chunks []state.Chunk) []string {
 	for i, c := range chunks {
 		out[i] = c.ID + "/" + c.Name
 	}
-	return out
-}
-
-func sortedMapKeys(m map[string]any) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
 	return out
 }
 
