@@ -575,8 +575,26 @@ func (l *Lexer) lexRaw() lexFn {
 	if loc == nil {
 		return l.errorf(`Unable to find raw closing controlStructure`)
 	}
-	l.Pos += loc[0]
+	end := l.Pos + loc[0]
+	keep := end
+	tag := l.Input[end+len(l.Config.BlockStartString):]
+	switch {
+	case strings.HasPrefix(tag, "-"):
+		// {%- endraw %}: the raw text loses its trailing whitespace.
+		keep = l.Pos + len(strings.TrimRight(l.Input[l.Pos:end], " \t\r\n"))
+	case l.Config.LeftStripBlocks && !strings.HasPrefix(tag, "+"):
+		// lstrip_blocks: spaces and tabs between a line start and the
+		// endraw tag go.
+		content := l.Input[l.Pos:end]
+		trimmed := strings.TrimRight(content, " \t")
+		if i := len(trimmed); i == 0 || trimmed[i-1] == '\n' {
+			keep = l.Pos + len(trimmed)
+		}
+	}
+	l.Pos = keep
 	l.emitData()
+	l.Pos = end
+	l.Start = end
 	l.rawEnd = nil
 	return l.lexBlock
 	// regexp.MustCompile(`(?m)(?P<key>\w+):\s+(?P<value>\w+)$`)
@@ -692,8 +710,16 @@ func (l *Lexer) lexBlockEnd() lexFn {
 	control := l.consumeWhitespaceControl("-+")
 	l.Pos += len(l.Config.BlockEndString)
 	l.emit(BlockEnd)
-	if l.Config.TrimBlocks && control != '+' {
+	// Jinja2 keeps the newline after {% raw %}: it is part of the raw text.
+	if l.Config.TrimBlocks && control != '+' && l.rawEnd == nil {
 		l.consumeFollowingNewline()
+	}
+	if l.rawEnd != nil && control == '-' {
+		// {% raw -%}: the raw text loses its leading whitespace.
+		for l.Pos < len(l.Input) && strings.IndexByte(" \t\r\n", l.Input[l.Pos]) >= 0 {
+			l.Pos++
+		}
+		l.Start = l.Pos
 	}
 	if l.rawEnd != nil {
 		return l.lexRaw
