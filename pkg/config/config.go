@@ -194,6 +194,9 @@ func LoadMaster(path string, mustExist bool) (Master, error) {
 	if c.Socket == "" {
 		c.Socket = c.DataDir + "/control.sock"
 	}
+	if _, _, err := c.JinjaWhitespace(); err != nil {
+		return c, &Error{File: path, Msg: err.Error()}
+	}
 	return c, nil
 }
 

@@ -26,16 +26,18 @@ func TestJinjaWhitespace(t *testing.T) {
 				t.Fatal(err)
 			}
 			c, err := LoadMaster(p, true)
+			if tt.err != "" {
+				// Refused when the file is loaded, naming it, so the
+				// master does not start with an option it would ignore.
+				if err == nil || !strings.Contains(err.Error(), tt.err) || !strings.Contains(err.Error(), p) {
+					t.Fatalf("error %v, want %q naming %s", err, tt.err, p)
+				}
+				return
+			}
 			if err != nil {
 				t.Fatal(err)
 			}
 			sls, files, err := c.JinjaWhitespace()
-			if tt.err != "" {
-				if err == nil || !strings.Contains(err.Error(), tt.err) {
-					t.Fatalf("error %v, want %q", err, tt.err)
-				}
-				return
-			}
 			if err != nil || sls != tt.sls || files != tt.files {
 				t.Errorf("sls %v files %v err %v, want %v %v", sls, files, err, tt.sls, tt.files)
 			}

@@ -29,7 +29,17 @@ func (topMatcher) Match(expr, tgtType, id string, grains map[string]any) (bool, 
 }
 
 func (m *Master) newTree() *render.Tree {
-	return &render.Tree{FileRoots: m.cfg.FileRoots, PillarRoots: m.cfg.PillarRoots, Matcher: topMatcher{}, Funcs: m}
+	t := &render.Tree{FileRoots: m.cfg.FileRoots, PillarRoots: m.cfg.PillarRoots, Matcher: topMatcher{}, Funcs: m}
+	// LoadMaster has already refused bad jinja_*env options, so an error
+	// here can only come from a config built in code; render with Salt's
+	// defaults then.
+	if sls, files, err := m.cfg.JinjaWhitespace(); err == nil {
+		t.Jinja = render.JinjaSettings{
+			SLS:   render.JinjaEnv{TrimBlocks: sls[0], LstripBlocks: sls[1]},
+			Files: render.JinjaEnv{TrimBlocks: files[0], LstripBlocks: files[1]},
+		}
+	}
+	return t
 }
 
 func (m *Master) setupStates() error {
