@@ -51,10 +51,18 @@ func (w *world) servedOn(t *testing.T, rev string) {
 		var body string
 		var err error
 		url := "http://" + w.hosts[id].Addr.String() + "/"
-		eventually(t, fmt.Sprintf("%s serving rev=%s", id, rev[:7]), 60*time.Second, func() bool {
+		deadline := time.Now().Add(30 * time.Second)
+		for {
 			body, err = w.fetch(id, url)
-			return err == nil && strings.TrimSpace(body) == page(rev)
-		})
+			if err == nil && strings.TrimSpace(body) == page(rev) {
+				break
+			}
+			if time.Now().After(deadline) {
+				cur, _ := os.Readlink(w.appDir(id, "current"))
+				t.Fatalf("%s: not serving rev=%s after 30s: last answer %q, %v (current -> %s)", id, short(rev), body, err, cur)
+			}
+			time.Sleep(150 * time.Millisecond)
+		}
 		w.show(fmt.Sprintf("%s$ GET %s (nginx -> uWSGI -> PHP)", id, url), body)
 	}
 }
