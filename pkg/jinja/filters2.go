@@ -5,9 +5,11 @@ import (
 	"math"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/brine-cm/brine/internal/gonja/exec"
+	"github.com/brine-cm/brine/internal/gonja/tokens"
 )
 
 // jinja2Filters are builtin filters whose gonja versions differ from
@@ -24,6 +26,7 @@ var jinja2Filters = map[string]exec.FilterFunction{
 	"min":       filterMinMax(-1),
 	"string":    filterString,
 	"sort":      filterSort,
+	"sum":       filterSum,
 	"center":    filterCenter,
 }
 
@@ -120,6 +123,12 @@ func filterRound(_ *exec.Evaluator, in *exec.Value, p *exec.VarArgs) *exec.Value
 	scale := math.Pow(10, float64(precision))
 	switch method {
 	case "common":
+		// Python's round() rounds the exact binary value half to even;
+		// strconv does the same, where f*scale would round twice.
+		if precision >= 0 {
+			r, _ := strconv.ParseFloat(strconv.FormatFloat(f, 'f', precision, 64), 64)
+			return exec.AsValue(r)
+		}
 		return exec.AsValue(math.RoundToEven(f*scale) / scale)
 	case "ceil":
 		return exec.AsValue(math.Ceil(f*scale) / scale)
@@ -436,4 +445,38 @@ func pyReprSorted(v any) string {
 		return "(" + strings.Join(parts, ", ") + ")"
 	}
 	return pyRepr(v)
+}
+
+// filterSum is Jinja2's sum: Python's + over the items (ints stay ints,
+// one float makes the total a float), from start.
+func filterSum(_ *exec.Evaluator, in *exec.Value, p *exec.VarArgs) *exec.Value {
+	if in.IsError() {
+		return in
+	}
+	attr := ""
+	if v, ok := p.KwArgs["attribute"]; ok {
+		attr = v.String()
+	} else if len(p.Args) > 0 {
+		attr = p.Args[0].String()
+	}
+	var total any = 0
+	if v, ok := p.KwArgs["start"]; ok {
+		total = modelOf(v)
+	} else if len(p.Args) > 1 {
+		total = modelOf(p.Args[1])
+	}
+	for _, it := range iterItems(in) {
+		v := unwrapModel(it)
+		if attr != "" {
+			var ok bool
+			if v, ok = attrPath(v, attr); !ok {
+				return exec.AsValue(fmt.Errorf("sum: '%s' is undefined", attr))
+			}
+		}
+		var err error
+		if total, err = binaryOp(tokens.Addition, "+", total, v); err != nil {
+			return exec.AsValue(fmt.Errorf("sum: %w", err))
+		}
+	}
+	return exec.AsValue(total)
 }

@@ -147,6 +147,10 @@ func modelOf(v *exec.Value) any {
 
 var errType = errors.New("TypeError")
 
+// errOverflow: Python's integers have no limit, brine's are 64-bit; a
+// result that does not fit is refused rather than wrapped around.
+var errOverflow = errors.New("OverflowError: integer result outside the 64-bit range brine supports (Python's integers are unbounded)")
+
 func typeName(v any) string {
 	switch v.(type) {
 	case nil:
@@ -221,17 +225,29 @@ func binaryOp(typ tokens.Type, op string, l, r any) (any, error) {
 		switch typ {
 		case tokens.Addition:
 			if bothInt {
-				return li + ri, nil
+				s := li + ri
+				if (s > li) != (ri > 0) {
+					return nil, errOverflow
+				}
+				return s, nil
 			}
 			return lf + rf, nil
 		case tokens.Subtraction:
 			if bothInt {
-				return li - ri, nil
+				s := li - ri
+				if (s < li) != (ri > 0) {
+					return nil, errOverflow
+				}
+				return s, nil
 			}
 			return lf - rf, nil
 		case tokens.Multiply:
 			if bothInt {
-				return li * ri, nil
+				p := li * ri
+				if li != 0 && (p/li != ri || (li == -1 && ri == math.MinInt)) {
+					return nil, errOverflow
+				}
+				return p, nil
 			}
 			return lf * rf, nil
 		case tokens.Division:
@@ -271,7 +287,11 @@ func binaryOp(typ tokens.Type, op string, l, r any) (any, error) {
 			if bothInt && ri >= 0 {
 				out := 1
 				for range ri {
-					out *= li
+					next := out * li
+					if li != 0 && next/li != out {
+						return nil, errOverflow
+					}
+					out = next
 				}
 				return out, nil
 			}

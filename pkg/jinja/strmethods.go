@@ -174,8 +174,21 @@ func splitMethod(self string, a *exec.VarArgs, right bool) (any, error) {
 }
 
 func affixMethod(self string, a *exec.VarArgs, has func(string, string) bool) (any, error) {
-	if err := wantArgs(a, 1, 1); err != nil {
+	if err := wantArgs(a, 1, 3); err != nil {
 		return nil, err
+	}
+	// start and end slice self as s[start:end] does.
+	if len(a.Args) > 1 {
+		r := []rune(self)
+		start, end := a.Args[1].Integer(), len(r)
+		if len(a.Args) > 2 {
+			end = a.Args[2].Integer()
+		}
+		start, end = pyIndex(start, len(r), true), pyIndex(end, len(r), true)
+		if start > end {
+			return false, nil
+		}
+		self = string(r[start:end])
 	}
 	switch x := modelOf(a.Args[0]).(type) {
 	case string:

@@ -134,6 +134,16 @@ func (p *Parser) parseUnary() (nodes.Expression, error) {
 	if err != nil {
 		return nil, err
 	}
+	// As in Jinja2, tests bind like filters: `1 + x is even` is
+	// `1 + (x is even)`.
+	for p.Current(tokens.Is) != nil {
+		if expr, err = p.ParseTest(expr); err != nil {
+			return nil, err
+		}
+		if expr, err = p.ParseFilterExpression(expr); err != nil {
+			return nil, err
+		}
+	}
 
 	if logging.Enabled() {
 		log.WithFields(log.Fields{

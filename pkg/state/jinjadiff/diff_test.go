@@ -50,6 +50,8 @@ var expectedErrors = map[string][]string{
 	"x_set_undefined_unused": {`formula/x_set_undefined_unused\.sls:1:8`, `'nope' is undefined \(in grains\.nope\)`},
 	// Python's implicit concatenation of adjacent string literals.
 	"x_string_literal_concat": {`formula/x_string_literal_concat\.sls:1:8`, `syntax error`},
+	// Python's integers are unbounded, brine's are 64-bit.
+	"n_big_int": {`formula/n_big_int\.sls:1:\d+`, `OverflowError`},
 	// extends takes a literal name only.
 	"x_extends_dynamic": {`formula/x_extends_dynamic\.sls:1:51`, `'extends' requires a template filename as string`},
 }
