@@ -41,6 +41,11 @@ func TestPermissionsAtRest(t *testing.T) {
 		{filepath.Join(minionDir, "pki"), 0o700},
 		{filepath.Join(minionDir, "pki", "minion.key"), 0o600},
 	}
+	// The grains cache is written just after the minion shows connected.
+	binaries.Eventually(t, "grains cache of m1", 10*time.Second, func() bool {
+		_, err := os.Stat(filepath.Join(pm.dataDir, "grains", "m1.json"))
+		return err == nil
+	})
 	for _, w := range want {
 		fi, err := os.Stat(w.path)
 		if err != nil {
@@ -54,6 +59,37 @@ func TestPermissionsAtRest(t *testing.T) {
 			t.Errorf("%s: owner %d, want the daemon's user %d", w.path, st.Uid, os.Getuid())
 		}
 	}
+	// Everything else the daemons wrote (job cache, mine, grains, spool,
+	// keys) is closed to group and others too; only the certificate is
+	// public.
+	if _, rets := pm.publish("m1", "glob", "test.ping", nil, 20*time.Second); len(rets) != 1 {
+		t.Fatalf("ping: %v", rets)
+	}
+	walked := 0
+	for _, root := range []string{pm.dataDir, minionDir} {
+		filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+			if err != nil {
+				t.Errorf("%s: %v", p, err)
+				return nil
+			}
+			fi, err := os.Lstat(p)
+			if err != nil {
+				return nil // removed meanwhile (a temp file)
+			}
+			walked++
+			if p == filepath.Join(pm.dataDir, "pki", "master.crt") {
+				return nil
+			}
+			if fi.Mode().Perm()&0o077 != 0 {
+				t.Errorf("%s: mode %04o is open to group or others", p, fi.Mode().Perm())
+			}
+			return nil
+		})
+	}
+	if walked < 15 {
+		t.Errorf("walked only %d paths", walked)
+	}
+
 	// Pinned master fingerprints: 0600 too.
 	pins, _ := filepath.Glob(filepath.Join(minionDir, "pki", "masters", "*.finger"))
 	if len(pins) != 1 {
