@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -243,6 +244,48 @@ type Spec struct {
 	Running bool
 	Enable  *bool // nil: leave boot-time enablement alone
 	Reload  bool  // a fired watch reloads instead of restarting
+	// Sig, as Salt's sig argument: the service runs when a process's
+	// command line contains it, whatever the init script's status says.
+	// For scripts whose status cannot be trusted (Debian's uwsgi answers
+	// a bare "status" with exit 0 whether or not anything runs).
+	Sig string
+}
+
+// ProcRoot is where running reads process command lines; tests may
+// point it elsewhere.
+var ProcRoot = "/proc"
+
+// running asks the manager, or with Sig set looks for the process.
+func (s Spec) running(ctx context.Context, m Manager) (bool, error) {
+	if s.Sig == "" {
+		return m.Running(ctx, s.Name)
+	}
+	return SigRunning(ProcRoot, s.Sig)
+}
+
+// SigRunning reports whether a process other than this one has a
+// command line (arguments joined by spaces) containing sig, as Salt's
+// status.pid does with ps.
+func SigRunning(procRoot, sig string) (bool, error) {
+	ents, err := os.ReadDir(procRoot)
+	if err != nil {
+		return false, fmt.Errorf("sig %q: %w", sig, err)
+	}
+	self := strconv.Itoa(os.Getpid())
+	for _, e := range ents {
+		name := e.Name()
+		if name == self || strings.TrimLeft(name, "0123456789") != "" {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join(procRoot, name, "cmdline"))
+		if err != nil || len(b) == 0 {
+			continue // gone, or a kernel thread
+		}
+		if strings.Contains(strings.TrimRight(strings.ReplaceAll(string(b), "\x00", " "), " "), sig) {
+			return true, nil
+		}
+	}
+	return false, nil
 }
 
 type plan struct {
@@ -256,7 +299,7 @@ func (s Spec) plan(ctx context.Context, m Manager) (plan, error) {
 		return p, err
 	}
 	var err error
-	if p.running, err = m.Running(ctx, s.Name); err != nil {
+	if p.running, err = s.running(ctx, m); err != nil {
 		return p, err
 	}
 	if p.running != s.Running {
@@ -342,7 +385,7 @@ func (s Spec) Apply(ctx context.Context, m Manager) (map[string]any, string, err
 func (s Spec) settle(ctx context.Context, m Manager, want bool) error {
 	deadline := time.Now().Add(3 * time.Second)
 	for {
-		got, err := m.Running(ctx, s.Name)
+		got, err := s.running(ctx, m)
 		if err != nil {
 			return err
 		}
@@ -370,7 +413,7 @@ func (s Spec) Watch(ctx context.Context, m Manager, test bool) (map[string]any, 
 	if err := ValidName(s.Name); err != nil {
 		return nil, "", err
 	}
-	running, err := m.Running(ctx, s.Name)
+	running, err := s.running(ctx, m)
 	if err != nil {
 		return nil, "", err
 	}

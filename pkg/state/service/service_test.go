@@ -241,3 +241,88 @@ func TestErrors(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 }
+
+// lyingScript is shaped like Debian's uwsgi script under sysvinit:
+// "status" without an instance name exits 0 whatever runs.
+const lyingScript = `#!/bin/sh
+PIDFILE="@DIR@/daemon.pid"
+echo "$1" >> "@DIR@/verbs.log"
+case "$1" in
+start)
+	sleep @SIG@ >/dev/null 2>&1 </dev/null &
+	echo $! > "$PIDFILE"
+	;;
+stop|restart|reload)
+	[ -f "$PIDFILE" ] && kill "$(cat "$PIDFILE")"
+	rm -f "$PIDFILE"
+	[ "$1" = restart ] && exec "$0" start
+	[ "$1" = reload ] && exit 1
+	exit 0
+	;;
+status)
+	echo "which one? ... failed!"
+	exit 0
+	;;
+esac
+`
+
+func TestSigOverridesLyingStatus(t *testing.T) {
+	dir := t.TempDir()
+	initDir := filepath.Join(dir, "init.d")
+	os.Mkdir(initDir, 0o755)
+	// A unique sleep length is the process's signature.
+	sig := "1000." + strconv.Itoa(os.Getpid()) + strconv.Itoa(int(time.Now().UnixNano()%100000))
+	script := strings.NewReplacer("@DIR@", dir, "@SIG@", sig).Replace(lyingScript)
+	if err := os.WriteFile(filepath.Join(initDir, "appsrv"), []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	mgr := Detect(filepath.Join(dir, "no-systemd"), initDir)
+	t.Cleanup(func() {
+		if b, err := os.ReadFile(filepath.Join(dir, "daemon.pid")); err == nil {
+			if pid, _ := strconv.Atoi(strings.TrimSpace(string(b))); pid > 0 {
+				syscall.Kill(pid, syscall.SIGKILL)
+			}
+		}
+	})
+	ctx := context.Background()
+
+	for _, tc := range []struct {
+		name        string
+		sig         string
+		wantChanges bool
+	}{
+		{"status alone is fooled", "", false},
+		{"sig sees nothing runs", "sleep " + sig, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ch, comment, err := Spec{Name: "appsrv", Running: true, Sig: tc.sig}.Check(ctx, mgr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if (len(ch) > 0) != tc.wantChanges {
+				t.Errorf("changes %v (%s), want changes: %v", ch, comment, tc.wantChanges)
+			}
+		})
+	}
+
+	spec := Spec{Name: "appsrv", Running: true, Sig: "sleep " + sig}
+	if ch, comment, err := spec.Apply(ctx, mgr); err != nil || ch["appsrv"] != true {
+		t.Fatalf("apply: %v %s %v", ch, comment, err)
+	}
+	if up, err := SigRunning(ProcRoot, spec.Sig); err != nil || !up {
+		t.Fatalf("after start, %q not found: %v", spec.Sig, err)
+	}
+	if ch, comment, err := spec.Check(ctx, mgr); err != nil || len(ch) != 0 {
+		t.Errorf("after start: %v %s %v", ch, comment, err)
+	}
+	// With sig, a watch on a stopped service starts it rather than
+	// sending a reload that has nothing to reach.
+	if err := mgr.Stop(ctx, "appsrv"); err != nil {
+		t.Fatal(err)
+	}
+	reload := Spec{Name: "appsrv", Running: true, Reload: true, Sig: spec.Sig}
+	ch, comment, err := reload.Watch(ctx, mgr, false)
+	if err != nil || !strings.Contains(comment, "started") {
+		t.Fatalf("watch on a stopped service: %v %q %v", ch, comment, err)
+	}
+}
