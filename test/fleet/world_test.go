@@ -136,9 +136,12 @@ func needNetns(t *testing.T) {
 	if err := netns.Available(); err != nil {
 		skipOrFail(t, err)
 	}
-	for _, bin := range []string{"/usr/sbin/nginx", "git", "ping", "getent", "update-rc.d"} {
-		if _, err := exec.LookPath(bin); err != nil {
-			t.Fatalf("the fleet story needs %s (Debian: apt-get install nginx git iputils-ping init-system-helpers): %v", bin, err)
+	for _, bin := range []string{"/usr/sbin/nginx", "/usr/bin/uwsgi", "/usr/lib/uwsgi/plugins/php_plugin.so", "/etc/init.d/nginx", "/etc/init.d/uwsgi", "git", "ping", "getent", "update-rc.d"} {
+		if _, err := os.Stat(bin); strings.HasPrefix(bin, "/") && err != nil {
+			t.Fatalf("the fleet story needs %s (Debian: apt-get install nginx uwsgi uwsgi-plugin-php php-cli git iputils-ping init-system-helpers): %v", bin, err)
+		}
+		if _, err := exec.LookPath(bin); !strings.HasPrefix(bin, "/") && err != nil {
+			t.Fatalf("the fleet story needs %s (Debian: apt-get install nginx uwsgi uwsgi-plugin-php php-cli git iputils-ping init-system-helpers): %v", bin, err)
 		}
 	}
 }
