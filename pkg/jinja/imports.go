@@ -113,6 +113,17 @@ func (s *importStmt) Execute(r *exec.Renderer, _ *nodes.ControlStructureBlock) e
 	if err != nil {
 		return fmt.Errorf("import %q: %w", fv.String(), err)
 	}
+	// Jinja2 renders a template imported without context once per
+	// render and hands out the same module after that: changes one
+	// importer makes to its dicts are seen by the next.
+	var cache map[string]any
+	cacheKey := s.kind + "\x00" + name
+	if l, ok := r.Loader.(*loader); ok && !s.withContext {
+		cache = l.shared.modules
+	}
+	if v, ok := cache[cacheKey]; ok {
+		return s.bind(r, name, v)
+	}
 	ld, err := r.Loader.Inherit(name)
 	if err != nil {
 		return fmt.Errorf("import %q: %w", name, err)
@@ -173,24 +184,32 @@ func (s *importStmt) Execute(r *exec.Renderer, _ *nodes.ControlStructureBlock) e
 			}
 			exported[n] = guardMacro(n, fn)
 		}
-		if s.names == nil {
-			d := &exec.Dict{}
-			for _, k := range sortedKeys(exported) {
-				d.Pairs = append(d.Pairs, &exec.Pair{Key: exec.AsValue(k), Value: exec.AsValue(exported[k])})
-			}
-			value = d
-			break
+		d := &exec.Dict{}
+		for _, k := range sortedKeys(exported) {
+			d.Pairs = append(d.Pairs, &exec.Pair{Key: exec.AsValue(k), Value: exec.AsValue(exported[k])})
 		}
-		for alias, n := range s.names {
-			v, ok := exported[n]
-			if !ok {
-				return fmt.Errorf("cannot import %q from %q: it defines no such variable or macro", n, name)
-			}
-			r.Environment.Context.Set(alias, v)
-		}
+		value = d
+	}
+	value = toModel(value)
+	if cache != nil {
+		cache[cacheKey] = value
+	}
+	return s.bind(r, name, value)
+}
+
+// bind sets the imported module (or the names taken from it).
+func (s *importStmt) bind(r *exec.Renderer, name string, module any) error {
+	if s.names == nil {
+		r.Environment.Context.Set(s.alias, module)
 		return nil
 	}
-	r.Environment.Context.Set(s.alias, toModel(value))
+	for alias, n := range s.names {
+		v, ok := dictGet(exec.AsValue(module), exec.AsValue(n))
+		if !ok {
+			return fmt.Errorf("cannot import %q from %q: it defines no such variable or macro", n, name)
+		}
+		r.Environment.Context.Set(alias, v.Interface())
+	}
 	return nil
 }
 

@@ -170,7 +170,7 @@ func RenderOptions(name, source string, vars map[string]any, opts Options) (out 
 	cfg := newConfig()
 	cfg.TrimBlocks = opts.TrimBlocks
 	cfg.LeftStripBlocks = opts.LstripBlocks
-	ld := &loader{from: name, shared: &loaderShared{root: name, source: source, resolve: opts.Resolve, sources: map[string]string{}}}
+	ld := &loader{from: name, shared: &loaderShared{root: name, source: source, resolve: opts.Resolve, sources: map[string]string{}, modules: map[string]any{}}}
 	// Salt puts the context in the environment's globals too: a template
 	// imported without context still sees grains, pillar and salt.
 	globals := environment.Context.Inherit()
@@ -307,6 +307,7 @@ type loaderShared struct {
 	root, source string
 	resolve      Resolver
 	sources      map[string]string // canonical name -> source
+	modules      map[string]any    // imports without context, rendered once
 }
 
 func (l *loader) Read(name string) (io.Reader, error) {
@@ -622,4 +623,10 @@ func strMethods() *exec.MethodSet[string] {
 		return strings.Replace(self, a.Args[0].String(), a.Args[1].String(), n), nil
 	}
 	return exec.NewMethodSet(m)
+}
+
+// InheritanceOnly forwards the block/extends marker through the wrapper.
+func (p *positioned) InheritanceOnly() bool {
+	in, ok := p.ControlStructure.(exec.InheritanceNode)
+	return ok && in.InheritanceOnly()
 }

@@ -145,10 +145,41 @@ func (r *Renderer) Execute() error {
 	// Determine the parent to be executed (for template inheritance)
 	root := r.RootNode
 	for root.Parent != nil {
+		// As in Jinja2, a child template's statements outside its blocks
+		// ({% set %}, imports, macros) run before its parent renders;
+		// their output is discarded.
+		if err := r.runChildStatements(root); err != nil {
+			return err
+		}
 		root = root.Parent
 	}
 
 	return nodes.Walk(r, root)
+}
+
+// InheritanceNode marks block and extends tags, which a child template
+// contributes to its parent instead of running them.
+type InheritanceNode interface {
+	InheritanceOnly() bool
+}
+
+func (r *Renderer) runChildStatements(tpl *nodes.Template) error {
+	out := r.Output
+	r.Output = io.Discard
+	defer func() { r.Output = out }()
+	for _, n := range tpl.Nodes {
+		b, ok := n.(*nodes.ControlStructureBlock)
+		if !ok {
+			continue
+		}
+		if in, ok := b.ControlStructure.(InheritanceNode); ok && in.InheritanceOnly() {
+			continue
+		}
+		if _, err := r.Visit(b); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (r *Renderer) Evaluator() *Evaluator {

@@ -86,6 +86,9 @@ func blockParser(p *parser.Parser, args *parser.Parser) (nodes.ControlStructure,
 	if name == nil {
 		return nil, errors.New("First argument for tag 'block' must be an identifier.")
 	}
+	// Jinja2's modifiers; blocks here always see the enclosing scope.
+	for args.MatchName("scoped", "required") != nil {
+	}
 
 	if !args.End() {
 		return nil, errors.New("Tag 'block' takes exactly 1 argument (an identifier).")
@@ -118,3 +121,6 @@ func blockParser(p *parser.Parser, args *parser.Parser) (nodes.ControlStructure,
 	block.name = name.Val
 	return block, nil
 }
+
+// InheritanceOnly marks blocks for exec.Renderer.
+func (bcs *BlockControlStructure) InheritanceOnly() bool { return true }

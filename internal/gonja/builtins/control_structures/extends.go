@@ -65,3 +65,6 @@ func extendsParser(p *parser.Parser, args *parser.Parser) (nodes.ControlStructur
 
 	return cs, nil
 }
+
+// InheritanceOnly marks extends for exec.Renderer.
+func (ecs *ExtendsControlStructure) InheritanceOnly() bool { return true }
