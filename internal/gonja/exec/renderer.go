@@ -19,6 +19,9 @@ type Renderer struct {
 	Template    *Template
 	RootNode    *nodes.Template
 	Output      io.Writer
+	// TopContext is the template's top-level context, which an unscoped
+	// {% block %} renders in (Jinja2: blocks do not see loop variables).
+	TopContext *Context
 }
 
 // NewRenderer initializes a new renderer
@@ -30,6 +33,7 @@ func NewRenderer(environment *Environment, wr io.Writer, config *config.Config, 
 		RootNode:    template.root,
 		Output:      wr,
 		Loader:      loader,
+		TopContext:  environment.Context,
 	}
 	r.Environment.Context.Set("self", Self(r))
 	return r
@@ -48,10 +52,11 @@ func (r *Renderer) Inherit() *Renderer {
 			Hooks:             r.Environment.Hooks,
 			Globals:           r.Environment.Globals,
 		},
-		Template: r.Template,
-		RootNode: r.RootNode,
-		Output:   r.Output,
-		Loader:   r.Loader,
+		Template:   r.Template,
+		RootNode:   r.RootNode,
+		Output:     r.Output,
+		Loader:     r.Loader,
+		TopContext: r.TopContext,
 	}
 	return sub
 }

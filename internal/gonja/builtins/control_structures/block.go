@@ -15,6 +15,7 @@ import (
 type BlockControlStructure struct {
 	location *tokens.Token
 	name     string
+	scoped   bool
 }
 
 func (bcs *BlockControlStructure) Position() *tokens.Token {
@@ -34,6 +35,9 @@ func (bcs *BlockControlStructure) Execute(r *exec.Renderer, tag *nodes.ControlSt
 	}
 
 	sub := r.Inherit()
+	if !bcs.scoped && r.TopContext != nil {
+		sub.Environment.Context = r.TopContext.Inherit()
+	}
 	infos := &BlockInfos{Block: bcs, Renderer: sub, Blocks: blocks}
 
 	sub.Environment.Context.Set("super", infos.super)
@@ -86,8 +90,11 @@ func blockParser(p *parser.Parser, args *parser.Parser) (nodes.ControlStructure,
 	if name == nil {
 		return nil, errors.New("First argument for tag 'block' must be an identifier.")
 	}
-	// Jinja2's modifiers; blocks here always see the enclosing scope.
-	for args.MatchName("scoped", "required") != nil {
+	// Jinja2's modifiers: scoped blocks see the enclosing loop.
+	for m := args.MatchName("scoped", "required"); m != nil; m = args.MatchName("scoped", "required") {
+		if m.Val == "scoped" {
+			block.scoped = true
+		}
 	}
 
 	if !args.End() {
