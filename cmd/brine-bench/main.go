@@ -7,6 +7,8 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"net/http"
+	_ "net/http/pprof" // served only with -pprof
 	"os"
 	"os/signal"
 	"strings"
@@ -18,7 +20,7 @@ import (
 
 func main() {
 	var cfg bench.Config
-	var scen string
+	var scen, pprofAddr string
 	flag.IntVar(&cfg.Minions, "minions", 1000, "simulated minions (one TLS stream each)")
 	flag.StringVar(&cfg.MasterBin, "master-bin", "bin/brine-master", "brine-master to start")
 	flag.StringVar(&cfg.MinionBin, "minion-bin", "bin/brine-minion", "brine-minion for the idle measurement (empty skips it)")
@@ -31,7 +33,11 @@ func main() {
 	flag.DurationVar(&cfg.IdleFor, "idle", time.Minute, "how long the real brine-minion is watched idle")
 	flag.DurationVar(&cfg.Settle, "settle", 10*time.Second, "idle time before the master's RSS is read after the storm")
 	flag.StringVar(&scen, "scenarios", "", "comma-separated subset of "+strings.Join(bench.Scenarios, ","))
+	flag.StringVar(&pprofAddr, "pprof", "", "serve the generator's /debug/pprof on this address (e.g. 127.0.0.1:6070)")
 	flag.Parse()
+	if pprofAddr != "" {
+		go func() { fmt.Fprintln(os.Stderr, "brine-bench: pprof:", http.ListenAndServe(pprofAddr, nil)) }()
+	}
 	if scen != "" {
 		cfg.Scenarios = strings.Split(scen, ",")
 	}
