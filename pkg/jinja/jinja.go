@@ -468,7 +468,12 @@ func rangeFunc(va *exec.VarArgs) (*exec.Value, error) {
 		}
 		l = append(l, i)
 	}
-	return exec.AsValue(&l), nil
+	// The arguments ride past the end of the items (len hides them), for
+	// printing the way Python does: range(0, 3).
+	rg := make(Range, len(l), len(l)+3)
+	copy(rg, l)
+	_ = append(rg, start, stop, step)
+	return exec.AsValue(&rg), nil
 }
 
 type posError struct {

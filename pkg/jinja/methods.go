@@ -182,6 +182,14 @@ func listItems(v *exec.Value) []any {
 		return *x
 	case *Tuple:
 		return *x
+	case *KeysView:
+		return *x
+	case *ValuesView:
+		return *x
+	case *ItemsView:
+		return *x
+	case *Range:
+		return *x
 	case nil:
 		return nil
 	}
@@ -209,7 +217,7 @@ var dictMethods = exec.NewMethodSet[map[string]any](map[string]exec.Method[map[s
 		if err := wantArgs(a, 0, 0); err != nil {
 			return nil, err
 		}
-		l := List{}
+		l := KeysView{}
 		for _, p := range dictPairs(self) {
 			l = append(l, p.Key.Interface())
 		}
@@ -219,7 +227,7 @@ var dictMethods = exec.NewMethodSet[map[string]any](map[string]exec.Method[map[s
 		if err := wantArgs(a, 0, 0); err != nil {
 			return nil, err
 		}
-		l := List{}
+		l := ValuesView{}
 		for _, p := range dictPairs(self) {
 			l = append(l, p.Value.Interface())
 		}
@@ -229,7 +237,8 @@ var dictMethods = exec.NewMethodSet[map[string]any](map[string]exec.Method[map[s
 		if err := wantArgs(a, 0, 0); err != nil {
 			return nil, err
 		}
-		return itemsList(self), nil
+		v := ItemsView(*itemsList(self))
+		return &v, nil
 	},
 	"get": func(_ map[string]any, self *exec.Value, a *exec.VarArgs) (any, error) {
 		if err := wantArgs(a, 1, 2); err != nil {

@@ -27,6 +27,24 @@ type Tuple []any
 // String renders the tuple like Python's repr.
 func (t *Tuple) String() string { return pyRepr(t) }
 
+// KeysView, ValuesView and ItemsView are what a dict's keys(), values()
+// and items() return: they iterate like lists and print as Python's
+// dict_keys([...]), dict_values([...]), dict_items([...]).
+type (
+	KeysView   []any
+	ValuesView []any
+	ItemsView  []any
+)
+
+// Range is what range() returns: its items, printed as range(a, b[, c]).
+type Range []any
+
+func (v *Range) String() string { return pyRepr(v) }
+
+func (v *KeysView) String() string   { return pyRepr(v) }
+func (v *ValuesView) String() string { return pyRepr(v) }
+func (v *ItemsView) String() string  { return pyRepr(v) }
+
 // toModel converts Go data into the template's data model: maps become
 // ordered *exec.Dict (keys sorted, so iteration is deterministic), slices
 // become *List, Func values become gonja callables. Containers already in
@@ -326,6 +344,40 @@ func writeRepr(b *strings.Builder, v any, depth int) {
 			b.WriteByte(',')
 		}
 		b.WriteByte(')')
+	case *Range:
+		args := (*x)[len(*x):cap(*x)]
+		if len(args) == 3 {
+			if args[2] == 1 {
+				fmt.Fprintf(b, "range(%d, %d)", args[0], args[1])
+			} else {
+				fmt.Fprintf(b, "range(%d, %d, %d)", args[0], args[1], args[2])
+			}
+		} else {
+			writeRepr(b, (*List)(x), depth+1)
+		}
+	case *KeysView:
+		b.WriteString("dict_keys(")
+		writeRepr(b, (*List)(x), depth+1)
+		b.WriteByte(')')
+	case *ValuesView:
+		b.WriteString("dict_values(")
+		writeRepr(b, (*List)(x), depth+1)
+		b.WriteByte(')')
+	case *ItemsView:
+		b.WriteString("dict_items(")
+		writeRepr(b, (*List)(x), depth+1)
+		b.WriteByte(')')
+	case namespace:
+		b.WriteString("<Namespace {")
+		for i, k := range sortedKeys(x) {
+			if i > 0 {
+				b.WriteString(", ")
+			}
+			writeRepr(b, k, depth+1)
+			b.WriteString(": ")
+			writeRepr(b, x[k], depth+1)
+		}
+		b.WriteString("}>")
 	case exec.ValuesList:
 		b.WriteByte('[')
 		for i, item := range x {

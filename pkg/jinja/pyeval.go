@@ -465,8 +465,8 @@ func pyContains(container, item any) (bool, error) {
 			}
 		}
 		return false, nil
-	case *Tuple:
-		for _, x := range *c {
+	case *Tuple, *KeysView, *ValuesView, *ItemsView, *Range:
+		for _, x := range listItems(exec.AsValue(c)) {
 			if pyEqual(x, item) {
 				return true, nil
 			}
@@ -493,7 +493,7 @@ func pyStr(v *exec.Value) string {
 		return "None"
 	case string:
 		return x
-	case bool, int, float64, *List, *Tuple, *exec.Dict:
+	case bool, int, float64, *List, *Tuple, *exec.Dict, *KeysView, *ValuesView, *ItemsView, *Range, namespace:
 		return pyRepr(x)
 	}
 	return v.String()
