@@ -283,15 +283,17 @@ func (w *world) deploy(t *testing.T) {
 		}
 	}
 
-	// D is pushed as soon as C is live, not while C's deploy runs: the
+	// D is pushed as soon as C is served, not while C's deploy runs: the
 	// minion runs jobs concurrently (no Salt-style state-run queue), so two
-	// overlapping deploys race for current, and can send uWSGI a SIGHUP
-	// while it is still re-executing from the first. See docs/fleet.md.
+	// overlapping deploys race for current; and uWSGI ignores a SIGHUP that
+	// arrives while it is still reloading from the previous one, staying on
+	// the release it resolved. See docs/fleet.md.
 	w.say("4. C, then D as soon as C is live: D ends up live")
 	c := w.commit("C")
 	d := w.commit("D")
 	w.pushOK(t, b, c)
 	w.wantCurrent(t, c)
+	w.servedOn(t, c) // uWSGI's reload to C is over: a SIGHUP during one is dropped
 	w.quiesceJobs(t)
 	w.pushOK(t, c, d)
 	w.wantCurrent(t, d)
