@@ -220,6 +220,11 @@ func filterDictSort(_ *exec.Evaluator, in *exec.Value, p *exec.VarArgs) *exec.Va
 		return exec.AsValue(fmt.Errorf("dictsort: by must be 'key' or 'value', got %q", by))
 	}
 	reverse := p.GetKeywordArgument("reverse", len(p.Args) > 2 && p.Args[2].IsTrue()).IsTrue()
+	switch modelOf(in).(type) {
+	case *exec.Dict, namespace:
+	default:
+		return exec.AsValue(fmt.Errorf("dictsort: '%s' object has no attribute 'items'", typeName(modelOf(in))))
+	}
 	items := *itemsList(in)
 	slices.SortStableFunc(items, func(a, b any) int {
 		pa, pb := *a.(*Tuple), *b.(*Tuple)

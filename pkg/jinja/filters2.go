@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"net/url"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -27,6 +28,12 @@ var jinja2Filters = map[string]exec.FilterFunction{
 	"string":    filterString,
 	"sort":      filterSort,
 	"sum":       filterSum,
+	"int":       filterInt,
+	"float":     filterFloat,
+	"first":     filterFirstLast(true),
+	"last":      filterFirstLast(false),
+	"abs":       filterAbs,
+	"wordcount": filterWordcount,
 	"center":    filterCenter,
 }
 
@@ -121,6 +128,17 @@ func filterRound(_ *exec.Evaluator, in *exec.Value, p *exec.VarArgs) *exec.Value
 		method = v.String()
 	}
 	scale := math.Pow(10, float64(precision))
+	if i, isInt := modelOf(in).(int); isInt && method == "common" {
+		// round() of an int is an int in Python.
+		if precision >= 0 {
+			return exec.AsValue(i)
+		}
+		r, err := binaryOp(tokens.Multiply, "*", int(math.RoundToEven(float64(i)*scale)), int(math.Round(1/scale)))
+		if err != nil {
+			return exec.AsValue(err)
+		}
+		return exec.AsValue(r)
+	}
 	switch method {
 	case "common":
 		// Python's round() rounds the exact binary value half to even;
@@ -479,4 +497,187 @@ func filterSum(_ *exec.Evaluator, in *exec.Value, p *exec.VarArgs) *exec.Value {
 		}
 	}
 	return exec.AsValue(total)
+}
+
+// filterInt is Jinja2's int: int(value, base) for strings (Python's
+// syntax: underscores, spaces, a prefix matching the base), else
+// int(float(value)), else the default.
+func filterInt(_ *exec.Evaluator, in *exec.Value, p *exec.VarArgs) *exec.Value {
+	if in.IsError() {
+		return in
+	}
+	def := p.GetKeywordArgument("default", 0)
+	if len(p.Args) > 0 {
+		def = p.Args[0]
+	}
+	base := p.GetKeywordArgument("base", 10).Integer()
+	if len(p.Args) > 1 {
+		base = p.Args[1].Integer()
+	}
+	switch x := modelOf(in).(type) {
+	case bool:
+		if x {
+			return exec.AsValue(1)
+		}
+		return exec.AsValue(0)
+	case int:
+		return exec.AsValue(x)
+	case float64:
+		if math.IsNaN(x) || math.IsInf(x, 0) {
+			return def
+		}
+		return exec.AsValue(int(x))
+	case string:
+		if i, ok := pyParseInt(x, base); ok {
+			return exec.AsValue(i)
+		}
+		if f, ok := pyParseFloat(x); ok && !math.IsNaN(f) && !math.IsInf(f, 0) {
+			return exec.AsValue(int(f))
+		}
+	}
+	return def
+}
+
+func pyParseInt(s string, base int) (int, bool) {
+	s = strings.TrimSpace(s)
+	neg := false
+	if s != "" && (s[0] == '+' || s[0] == '-') {
+		neg = s[0] == '-'
+		s = s[1:]
+	}
+	lower := strings.ToLower(s)
+	for _, pre := range []struct {
+		p string
+		b int
+	}{{"0x", 16}, {"0o", 8}, {"0b", 2}} {
+		if strings.HasPrefix(lower, pre.p) && (base == pre.b || base == 0) {
+			s, base = s[2:], pre.b
+			break
+		}
+	}
+	if base == 0 {
+		if len(s) > 1 && s[0] == '0' && strings.Trim(s, "0_") != "" {
+			return 0, false
+		}
+		base = 10
+	}
+	if s == "" || strings.HasPrefix(s, "_") || strings.HasSuffix(s, "_") || strings.Contains(s, "__") {
+		return 0, false
+	}
+	v, err := strconv.ParseInt(strings.ReplaceAll(s, "_", ""), base, 64)
+	if err != nil {
+		return 0, false
+	}
+	if neg {
+		v = -v
+	}
+	return int(v), true
+}
+
+func pyParseFloat(s string) (float64, bool) {
+	s = strings.TrimSpace(s)
+	if s == "" || strings.ContainsAny(s, "xXpP") {
+		return 0, false
+	}
+	switch strings.ToLower(strings.TrimLeft(s, "+-")) {
+	case "inf", "infinity", "nan":
+	default:
+		if strings.HasPrefix(s, "_") || strings.HasSuffix(s, "_") || strings.Contains(s, "__") {
+			return 0, false
+		}
+		s = strings.ReplaceAll(s, "_", "")
+	}
+	f, err := strconv.ParseFloat(s, 64)
+	return f, err == nil
+}
+
+// filterFloat is Jinja2's float: float(value), else the default.
+func filterFloat(_ *exec.Evaluator, in *exec.Value, p *exec.VarArgs) *exec.Value {
+	if in.IsError() {
+		return in
+	}
+	def := p.GetKeywordArgument("default", 0.0)
+	if len(p.Args) > 0 {
+		def = p.Args[0]
+	}
+	switch x := modelOf(in).(type) {
+	case bool:
+		if x {
+			return exec.AsValue(1.0)
+		}
+		return exec.AsValue(0.0)
+	case int:
+		return exec.AsValue(float64(x))
+	case float64:
+		return exec.AsValue(x)
+	case string:
+		if f, ok := pyParseFloat(x); ok {
+			return exec.AsValue(f)
+		}
+	}
+	if _, ok := modelOf(def).(int); ok {
+		return exec.AsValue(float64(def.Integer()))
+	}
+	return def
+}
+
+// filterFirstLast is Jinja2's first/last: an empty sequence is undefined.
+func filterFirstLast(first bool) exec.FilterFunction {
+	return func(_ *exec.Evaluator, in *exec.Value, _ *exec.VarArgs) *exec.Value {
+		if in.IsError() {
+			return in
+		}
+		var items []any
+		if s, ok := modelOf(in).(string); ok {
+			for _, r := range s {
+				items = append(items, string(r))
+			}
+		} else {
+			items = iterItems(in)
+		}
+		if len(items) == 0 {
+			if first {
+				return exec.AsValue(fmt.Errorf("No first item, sequence was empty (not found)"))
+			}
+			return exec.AsValue(fmt.Errorf("No last item, sequence was empty (not found)"))
+		}
+		if first {
+			return exec.AsValue(items[0])
+		}
+		return exec.AsValue(items[len(items)-1])
+	}
+}
+
+func filterAbs(_ *exec.Evaluator, in *exec.Value, _ *exec.VarArgs) *exec.Value {
+	if in.IsError() {
+		return in
+	}
+	switch x := modelOf(in).(type) {
+	case bool:
+		if x {
+			return exec.AsValue(1)
+		}
+		return exec.AsValue(0)
+	case int:
+		if x < 0 {
+			if x == math.MinInt {
+				return exec.AsValue(errOverflow)
+			}
+			return exec.AsValue(-x)
+		}
+		return exec.AsValue(x)
+	case float64:
+		return exec.AsValue(math.Abs(x))
+	}
+	return exec.AsValue(fmt.Errorf("%w: bad operand type for abs(): '%s'", errType, typeName(modelOf(in))))
+}
+
+var wordRE = regexp.MustCompile(`\w+`)
+
+// filterWordcount counts \w+ runs, as Jinja2 does.
+func filterWordcount(_ *exec.Evaluator, in *exec.Value, _ *exec.VarArgs) *exec.Value {
+	if in.IsError() {
+		return in
+	}
+	return exec.AsValue(len(wordRE.FindAllString(pyStr(in), -1)))
 }

@@ -1538,7 +1538,11 @@ func filterUrlize(e *exec.Evaluator, in *exec.Value, params *exec.VarArgs) *exec
 		relValue = strings.Join(parts, " ")
 	}
 
-	s, err := filterUrlizeHelper(in.String(), trimURLLimit, relValue, target.String(), extraSchemes)
+	targetValue := ""
+	if !target.IsNil() {
+		targetValue = target.String()
+	}
+	s, err := filterUrlizeHelper(in.String(), trimURLLimit, relValue, targetValue, extraSchemes)
 	if err != nil {
 		return exec.AsValue(err)
 	}

@@ -223,7 +223,7 @@ func (v *Value) ToGoSimpleType(allowInterfaceKeys bool) any {
 // return to the type's name.
 func (v *Value) String() string {
 	if v.IsNil() {
-		return ""
+		return "None" // Python's str(None)
 	}
 	if v.Val.IsValid() && v.Val.CanInterface() {
 		if stringer, ok := v.Val.Interface().(fmt.Stringer); ok {
