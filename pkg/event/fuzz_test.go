@@ -43,7 +43,11 @@ func FuzzMatchTag(f *testing.F) {
 		if got && !strings.ContainsAny(glob, `*\`) && strings.Count(glob, "/") != strings.Count(tag, "/") {
 			t.Fatalf("MatchTag(%q, %q): segment counts differ", glob, tag)
 		}
-		if !strings.ContainsAny(glob, `*?[\`) && got != (glob == tag) {
+		if strings.ContainsRune(glob, 0) || strings.ContainsRune(tag, 0) {
+			if got {
+				t.Fatalf("MatchTag(%q, %q): a NUL could pose as '/'", glob, tag)
+			}
+		} else if !strings.ContainsAny(glob, `*?[\`) && got != (glob == tag) {
 			t.Fatalf("literal glob %q vs %q: got %v", glob, tag, got)
 		}
 		b := NewLocal()
