@@ -124,6 +124,10 @@ func runtimeError(name, source string, root *nodes.Template, err error) error {
 		}
 	}
 	msg := cleanMessage(cause.Error())
+	var le *loadError
+	if findErr(err, &le) {
+		msg = le.Error()
+	}
 	return newError(name, source, line, col, msg, err)
 }
 

@@ -58,3 +58,44 @@ func TestErrors(t *testing.T) {
 		})
 	}
 }
+
+// TestErrorsInImportedTemplates: a failure inside an imported macro, an
+// included file or an imported module names that file, line and column,
+// then the template that pulled it in.
+func TestErrorsInImportedTemplates(t *testing.T) {
+	files := map[string]string{
+		"lib/m.jinja":   "{% macro bad(x) %}\n  {{ x.nope }}\n{% endmacro %}",
+		"lib/inc.jinja": "ok\n{{ 1 + 'a' }}",
+		"lib/map.jinja": "{% set a = {} %}\n{% set b = a.missing %}",
+	}
+	res := func(from, name string) (string, string, error) {
+		full := RelativeName(from, name)
+		src, ok := files[full]
+		if !ok {
+			return "", "", errors.New("no such template")
+		}
+		return full, src, nil
+	}
+	tests := []struct {
+		name, src string
+		want      []string
+	}{
+		{"macro", "x\n{% from 'lib/m.jinja' import bad %}\n{{ bad({}) }}", []string{"lib/m.jinja:2:3: 'nope' is undefined (in x.nope)", "2 |   {{ x.nope }}", "imported or included by lib/top.sls:3"}},
+		{"include", "{% include './inc.jinja' %}", []string{"lib/inc.jinja:2:1: TypeError: unsupported operand type(s) for +: 'int' and 'str'", "imported or included by lib/top.sls:1"}},
+		{"module", "\n{% import './map.jinja' as m %}", []string{"lib/map.jinja:2:", "'missing' is undefined", "imported or included by lib/top.sls:2"}},
+		{"missing file", "{% import './nope.jinja' as m %}", []string{"lib/top.sls:1:", "lib/nope.jinja", "no such template"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := RenderOptions("lib/top.sls", tt.src, nil, Options{Resolve: res})
+			if err == nil {
+				t.Fatal("no error")
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error does not contain %q:\n%v", w, err)
+				}
+			}
+		})
+	}
+}

@@ -242,7 +242,7 @@ func filterMinMax(sign int) exec.FilterFunction {
 			}
 			c, err := pyCompare(key, bestKey)
 			if err != nil {
-				return exec.AsValue(fmt.Errorf("%w: cannot compare %s and %s", errType, typeName(key), typeName(bestKey)))
+				return exec.AsValue(pyErrorf("TypeError: cannot compare %s and %s", typeName(key), typeName(bestKey)))
 			}
 			if c*sign > 0 {
 				best, bestKey = it, key
@@ -319,7 +319,7 @@ func filterSort(_ *exec.Evaluator, in *exec.Value, p *exec.VarArgs) *exec.Value 
 	slices.SortStableFunc(idx, func(x, y int) int {
 		c, err := pyCompare(keys[x], keys[y])
 		if err != nil && sortErr == nil {
-			sortErr = fmt.Errorf("%w: '<' not supported between instances of '%s' and '%s'", errType, typeName(keys[x]), typeName(keys[y]))
+			sortErr = pyErrorf("TypeError: '<' not supported between instances of '%s' and '%s'", typeName(keys[x]), typeName(keys[y]))
 		}
 		if reverse {
 			return -c
@@ -669,7 +669,7 @@ func filterAbs(_ *exec.Evaluator, in *exec.Value, _ *exec.VarArgs) *exec.Value {
 	case float64:
 		return exec.AsValue(math.Abs(x))
 	}
-	return exec.AsValue(fmt.Errorf("%w: bad operand type for abs(): '%s'", errType, typeName(modelOf(in))))
+	return exec.AsValue(pyErrorf("TypeError: bad operand type for abs(): '%s'", typeName(modelOf(in))))
 }
 
 var wordRE = regexp.MustCompile(`\w+`)

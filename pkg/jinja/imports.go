@@ -111,7 +111,7 @@ func (s *importStmt) Execute(r *exec.Renderer, _ *nodes.ControlStructureBlock) e
 	}
 	name, err := r.Loader.Resolve(fv.String())
 	if err != nil {
-		return fmt.Errorf("import %q: %w", fv.String(), err)
+		return &loadError{what: "import", name: fv.String(), err: err}
 	}
 	// Jinja2 renders a template imported without context once per
 	// render and hands out the same module after that: changes one
@@ -182,7 +182,7 @@ func (s *importStmt) Execute(r *exec.Renderer, _ *nodes.ControlStructureBlock) e
 			if err != nil {
 				return fmt.Errorf("import %q: macro %s: %w", name, n, err)
 			}
-			exported[n] = guardMacro(n, fn)
+			exported[n] = fileMacro(name, string(src), tpl, guardMacro(n, fn))
 		}
 		d := &exec.Dict{}
 		for _, k := range sortedKeys(exported) {
@@ -302,7 +302,7 @@ func (s *includeStmt) Execute(r *exec.Renderer, _ *nodes.ControlStructureBlock) 
 			name = canon
 			break
 		}
-		lastErr = fmt.Errorf("include %q: %w", n, err)
+		lastErr = &loadError{what: "include", name: n, err: err}
 	}
 	if name == "" {
 		if s.ignoreMissing {
@@ -340,3 +340,29 @@ func (s *includeStmt) Execute(r *exec.Renderer, _ *nodes.ControlStructureBlock) 
 	}
 	return nil
 }
+
+// fileMacro makes a failure inside a macro imported from another template
+// an *Error of that template (its line and source), so the report names
+// the macro's file and then the caller's.
+func fileMacro(name, src string, tpl *exec.Template, m exec.Macro) exec.Macro {
+	return func(va *exec.VarArgs) *exec.Value {
+		out := m(va)
+		if out != nil && out.IsError() {
+			var e *Error
+			if err, ok := out.Interface().(error); ok && !findErr(err, &e) {
+				return exec.AsValue(runtimeError(name, src, tpl.Root(), err))
+			}
+		}
+		return out
+	}
+}
+
+// loadError is a template that could not be found or read; reports show
+// it whole (the name asked for and why), not just the loader's cause.
+type loadError struct {
+	what, name string
+	err        error
+}
+
+func (e *loadError) Error() string { return fmt.Sprintf("%s %q: %v", e.what, e.name, e.err) }
+func (e *loadError) Unwrap() error { return e.err }

@@ -334,6 +334,9 @@ func (l *loader) Resolve(name string) (string, error) {
 	}
 	canon, src, err := l.shared.resolve(l.from, name)
 	if err != nil {
+		if rel := RelativeName(l.from, name); rel != name && !strings.Contains(err.Error(), rel) {
+			return "", fmt.Errorf("%s: %w", rel, err)
+		}
 		return "", err
 	}
 	if canon == "" {

@@ -338,7 +338,7 @@ func binaryOp(typ tokens.Type, op string, l, r any) (any, error) {
 			}
 		}
 	}
-	return nil, fmt.Errorf("%w: unsupported operand type(s) for %s: '%s' and '%s'", errType, op, typeName(l), typeName(r))
+	return nil, pyErrorf("TypeError: unsupported operand type(s) for %s: '%s' and '%s'", op, typeName(l), typeName(r))
 }
 
 // pyEqual is Python's ==.
@@ -455,7 +455,7 @@ func pyContains(container, item any) (bool, error) {
 	case string:
 		s, ok := item.(string)
 		if !ok {
-			return false, fmt.Errorf("%w: 'in <string>' requires string as left operand, not %s", errType, typeName(item))
+			return false, pyErrorf("TypeError: 'in <string>' requires string as left operand, not %s", typeName(item))
 		}
 		return strings.Contains(c, s), nil
 	case *List:
@@ -480,7 +480,7 @@ func pyContains(container, item any) (bool, error) {
 		_, found := c[s]
 		return ok && found, nil
 	}
-	return false, fmt.Errorf("%w: argument of type '%s' is not iterable", errType, typeName(container))
+	return false, pyErrorf("TypeError: argument of type '%s' is not iterable", typeName(container))
 }
 
 // pyStr is Python's str(), which is what {{ }} and ~ print.
@@ -560,4 +560,14 @@ func boundMethod(e *exec.Evaluator, target *exec.Value, name string) *exec.Value
 		}
 	}
 	return exec.AsValue(fmt.Errorf("unable to evaluate %s: attribute '%s' not found", pyRepr(modelOf(target)), name))
+}
+
+// pyError is a Python exception raised by an operation ("TypeError: ...").
+// It does not unwrap, so error reports show its whole message.
+type pyError struct{ msg string }
+
+func (e *pyError) Error() string { return e.msg }
+
+func pyErrorf(format string, args ...any) error {
+	return &pyError{msg: fmt.Sprintf(format, args...)}
 }

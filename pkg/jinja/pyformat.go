@@ -33,14 +33,14 @@ func pyPercent(format string, args any) (string, error) {
 		}
 		i++
 		if i >= len(format) {
-			return "", fmt.Errorf("%w: incomplete format", errType)
+			return "", pyErrorf("TypeError: incomplete format")
 		}
 		var arg any
 		haveArg := false
 		if format[i] == '(' {
 			end := strings.IndexByte(format[i:], ')')
 			if end < 0 || named == nil {
-				return "", fmt.Errorf("%w: format requires a mapping", errType)
+				return "", pyErrorf("TypeError: format requires a mapping")
 			}
 			key := format[i+1 : i+end]
 			v, ok := dictGet(exec.AsValue(named), exec.AsValue(key))
@@ -55,7 +55,7 @@ func pyPercent(format string, args any) (string, error) {
 			i++
 		}
 		if i >= len(format) {
-			return "", fmt.Errorf("%w: incomplete format", errType)
+			return "", pyErrorf("TypeError: incomplete format")
 		}
 		spec, verb := format[start:i], format[i]
 		if verb == '%' {
@@ -64,7 +64,7 @@ func pyPercent(format string, args any) (string, error) {
 		}
 		if !haveArg {
 			if next >= len(pos) {
-				return "", fmt.Errorf("%w: not enough arguments for format string", errType)
+				return "", pyErrorf("TypeError: not enough arguments for format string")
 			}
 			arg = pos[next]
 			next++
@@ -76,7 +76,7 @@ func pyPercent(format string, args any) (string, error) {
 		b.WriteString(s)
 	}
 	if named == nil && next < len(pos) {
-		return "", fmt.Errorf("%w: not all arguments converted during string formatting", errType)
+		return "", pyErrorf("TypeError: not all arguments converted during string formatting")
 	}
 	return b.String(), nil
 }
@@ -90,7 +90,7 @@ func percentOne(spec string, verb byte, arg any) (string, error) {
 	case 'd', 'i', 'u':
 		i, f, isInt, ok := number(arg)
 		if !ok {
-			return "", fmt.Errorf("%w: %%%c format: a real number is required, not %s", errType, verb, typeName(arg))
+			return "", pyErrorf("TypeError: %%%c format: a real number is required, not %s", verb, typeName(arg))
 		}
 		if !isInt {
 			i = int(f)
@@ -99,13 +99,13 @@ func percentOne(spec string, verb byte, arg any) (string, error) {
 	case 'x', 'X', 'o':
 		i, _, isInt, ok := number(arg)
 		if !ok || !isInt {
-			return "", fmt.Errorf("%w: %%%c format: an integer is required, not %s", errType, verb, typeName(arg))
+			return "", pyErrorf("TypeError: %%%c format: an integer is required, not %s", verb, typeName(arg))
 		}
 		return fmt.Sprintf("%"+spec+string(verb), i), nil
 	case 'f', 'F', 'e', 'E', 'g', 'G':
 		_, f, _, ok := number(arg)
 		if !ok {
-			return "", fmt.Errorf("%w: must be real number, not %s", errType, typeName(arg))
+			return "", pyErrorf("TypeError: must be real number, not %s", typeName(arg))
 		}
 		if !strings.Contains(spec, ".") && verb != 'g' && verb != 'G' {
 			spec += ".6"

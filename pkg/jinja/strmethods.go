@@ -34,7 +34,7 @@ var pyStrMethods = map[string]exec.Method[string]{
 		for i, it := range items {
 			s, ok := unwrapModel(it).(string)
 			if !ok {
-				return nil, fmt.Errorf("%w: sequence item %d: expected str instance, %s found", errType, i, typeName(unwrapModel(it)))
+				return nil, pyErrorf("TypeError: sequence item %d: expected str instance, %s found", i, typeName(unwrapModel(it)))
 			}
 			parts[i] = s
 		}
@@ -197,7 +197,7 @@ func affixMethod(self string, a *exec.VarArgs, has func(string, string) bool) (a
 		for _, it := range *x {
 			s, ok := it.(string)
 			if !ok {
-				return nil, fmt.Errorf("%w: tuple for startswith/endswith must only contain str, not %s", errType, typeName(it))
+				return nil, pyErrorf("TypeError: tuple for startswith/endswith must only contain str, not %s", typeName(it))
 			}
 			if has(self, s) {
 				return true, nil
@@ -205,7 +205,7 @@ func affixMethod(self string, a *exec.VarArgs, has func(string, string) bool) (a
 		}
 		return false, nil
 	}
-	return nil, fmt.Errorf("%w: startswith/endswith first arg must be str or a tuple of str, not %s", errType, typeName(modelOf(a.Args[0])))
+	return nil, pyErrorf("TypeError: startswith/endswith first arg must be str or a tuple of str, not %s", typeName(modelOf(a.Args[0])))
 }
 
 func padMethod(self string, a *exec.VarArgs, how string) (any, error) {
@@ -217,7 +217,7 @@ func padMethod(self string, a *exec.VarArgs, how string) (any, error) {
 	if len(a.Args) == 2 {
 		fill = a.Args[1].String()
 		if utf8.RuneCountInString(fill) != 1 {
-			return nil, fmt.Errorf("%w: the fill character must be exactly one character long", errType)
+			return nil, pyErrorf("TypeError: the fill character must be exactly one character long")
 		}
 	}
 	n := width - utf8.RuneCountInString(self)
