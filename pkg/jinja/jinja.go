@@ -54,6 +54,21 @@ func newEnvironment() *exec.Environment {
 	tests := exec.NewTestSet(map[string]exec.TestFunction{}).Update(builtins.Tests)
 	for name, f := range map[string]exec.TestFunction{
 		"escaped": func(_ *exec.Context, in *exec.Value, _ *exec.VarArgs) (bool, error) { return in.Safe, nil },
+		// Salt's match test: re.match, anchored at the start only.
+		"match": func(_ *exec.Context, in *exec.Value, p *exec.VarArgs) (bool, error) {
+			if len(p.Args) != 1 {
+				return false, errors.New("match test takes a pattern")
+			}
+			pat := p.Args[0].String()
+			if p.GetKeywordArgument("multiline", false).IsTrue() {
+				pat = "(?m)" + pat
+			}
+			re, err := compileRegex(`\A(?:`+pat+`)`, p.GetKeywordArgument("ignorecase", false).IsTrue())
+			if err != nil {
+				return false, err
+			}
+			return re.MatchString(pyStr(in)), nil
+		},
 		"filter": func(_ *exec.Context, in *exec.Value, _ *exec.VarArgs) (bool, error) {
 			return filters.Exists(in.String()), nil
 		},

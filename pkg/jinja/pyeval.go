@@ -137,6 +137,10 @@ func modelOf(v *exec.Value) any {
 		return toModel(y)
 	case []any, map[string]any:
 		return toModel(y)
+	case List: // a slice of a list
+		return &y
+	case Tuple:
+		return &y
 	case int64:
 		return int(y)
 	case float32:

@@ -39,8 +39,30 @@ func (p *Parser) ParseTest(expr nodes.Expression) (nodes.Expression, error) {
 			Args:   []nodes.Expression{},
 			Kwargs: map[string]nodes.Expression{},
 		}
-		// avoid trying to parse "else" as test arguments
-		if p.CurrentName("else") == nil {
+		if p.Match(tokens.LeftParenthesis) != nil {
+			// is test(arg, ..., kw=value)
+			for p.Match(tokens.RightParenthesis) == nil {
+				if name := p.Current(tokens.Name); name != nil && p.Peek(tokens.Assign) != nil {
+					p.Consume()
+					p.Consume()
+					v, err := p.ParseExpression()
+					if err != nil {
+						return nil, err
+					}
+					test.Kwargs[name.Val] = v
+				} else {
+					v, err := p.ParseExpression()
+					if err != nil {
+						return nil, err
+					}
+					test.Args = append(test.Args, v)
+				}
+				if p.Match(tokens.Comma) == nil && p.Current(tokens.RightParenthesis) == nil {
+					return nil, p.Error("Expected , or ) in test arguments", p.Current())
+				}
+			}
+		} else if p.CurrentName("else") == nil {
+			// avoid trying to parse "else" as test arguments
 			arg, err := p.ParseVariableOrLiteral()
 			if err == nil && arg != nil {
 				test.Args = append(test.Args, arg)

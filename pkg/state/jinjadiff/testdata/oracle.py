@@ -153,6 +153,17 @@ SALT_FILTERS = {
 }
 
 
+def test_match(txt, rgx, ignorecase=False, multiline=False):
+    return True if re.compile(rgx, _flags(ignorecase, multiline)).match(txt) else False
+
+
+def test_equalto(value, other):
+    return value == other
+
+
+SALT_TESTS = {"match": test_match, "equalto": test_equalto}
+
+
 def salt_raise(msg):
     raise jinja2.exceptions.TemplateError(msg)
 
@@ -178,6 +189,7 @@ def main():
             keep_trailing_newline=False,
         )
         env.filters.update(SALT_FILTERS)
+        env.tests.update(SALT_TESTS)
         env.filters["tojson"] = tojson
         env.globals["raise"] = salt_raise
         ctx = json.loads(json.dumps(req["context"]))
