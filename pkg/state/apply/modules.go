@@ -304,7 +304,7 @@ type serviceModule struct{ running bool }
 
 func (m serviceModule) spec(c state.Chunk) (service.Spec, error) {
 	a := newArgs(c)
-	s := service.Spec{Name: c.Name, Running: m.running, Enable: a.optBool("enable"), Reload: a.boolean("reload", false)}
+	s := service.Spec{Name: c.Name, Running: m.running, Enable: a.optBool("enable"), Reload: a.boolean("reload", false), Sig: a.str("sig", "")}
 	return s, a.err
 }
 

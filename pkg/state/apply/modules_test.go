@@ -321,3 +321,24 @@ func TestMongoUnreachableInTestMode(t *testing.T) {
 		t.Fatalf("%+v", r)
 	}
 }
+
+// Salt's sig argument must reach the service module: Debian's uwsgi init
+// script reports success for `status` whether or not anything runs, so a
+// state that names sig trusts the process table instead.
+func TestServiceSigArgument(t *testing.T) {
+	for _, tc := range []struct {
+		args map[string]any
+		want string
+	}{
+		{nil, ""},
+		{map[string]any{"sig": "uwsgi --ini /etc/uwsgi/apps-enabled/app.ini"}, "uwsgi --ini /etc/uwsgi/apps-enabled/app.ini"},
+	} {
+		s, err := serviceModule{running: true}.spec(state.Chunk{State: "service", Fun: "running", Name: "uwsgi", Args: tc.args})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s.Sig != tc.want || !s.Running || s.Name != "uwsgi" {
+			t.Errorf("args %v: spec %+v, want Sig %q", tc.args, s, tc.want)
+		}
+	}
+}
