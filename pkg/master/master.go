@@ -50,6 +50,7 @@ const Version = "0.1.0"
 // preAuthPerSecond (a pending minion's keepalives).
 const (
 	tlsHandshakeTimeout = 10 * time.Second
+	idleConnTimeout     = 20 * time.Second
 	preAuthBurst        = 1 << 20
 	preAuthPerSecond    = 1 << 10
 )
@@ -251,7 +252,9 @@ func (m *Master) Start(ctx context.Context) error {
 		grpc.InitialConnWindowSize(1<<20),
 		grpc.MaxRecvMsgSize(64<<20),
 		grpc.MaxSendMsgSize(64<<20),
-		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 15 * time.Second, Timeout: 10 * time.Second}),
+		// MaxConnectionIdle: a minion always has its stream open (pending
+		// ones too), so a connection without one is nobody's.
+		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 15 * time.Second, Timeout: 10 * time.Second, MaxConnectionIdle: idleConnTimeout}),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
 	)
 	pb.RegisterMinionLinkServer(m.minionSrv, &linkServer{m: m})

@@ -19,6 +19,7 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/connectivity"
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/types/dynamicpb"
 	"google.golang.org/protobuf/types/known/structpb"
@@ -347,4 +348,37 @@ func waitMine(t testing.TB, pm *portMaster, id, want string) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// TestIdleConnectionWithoutStreamClosed: a client that completes TLS and
+// HTTP/2 on the minion port but opens no stream is dropped once the
+// master's idle timeout (20 s) passes, while an accepted minion that has
+// sent nothing for as long keeps its connection and still gets jobs.
+func TestIdleConnectionWithoutStreamClosed(t *testing.T) {
+	t.Parallel()
+	pm := startPortMaster(t, "")
+	quiet := pm.acceptedRaw(newIdentity("quiet"))
+	rc := dialRaw(t, pm.addr)
+	rc.cc.Connect()
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
+	defer cancel()
+	for s := rc.cc.GetState(); s != connectivity.Ready; s = rc.cc.GetState() {
+		if !rc.cc.WaitForStateChange(ctx, s) {
+			t.Fatalf("never connected: %v", s)
+		}
+	}
+	if !rc.cc.WaitForStateChange(ctx, connectivity.Ready) {
+		t.Fatalf("idle connection still up after %s", time.Since(start))
+	}
+	idle := time.Since(start)
+	if idle < 15*time.Second {
+		t.Fatalf("idle connection dropped after %s: too early to be the idle timeout", idle)
+	}
+	go pm.publishQuiet("quiet", "test.ping", 10*time.Second)
+	j := quiet.nextJob(t)
+	if j.GetFun() != "test.ping" {
+		t.Fatalf("job to the quiet minion: %v", j)
+	}
+	t.Logf("stream-less connection dropped after %s; a silent accepted minion kept its stream", idle.Round(time.Millisecond))
 }
