@@ -169,13 +169,41 @@ func isLoopControlError[T error](err error) bool {
 // renderIterable contains the main render logic, factored out so the
 // recursive callable can invoke it again with a new iterable while
 // writing to the same outer renderer.
-func (fcs *ForControlStructure) renderIterable(r *exec.Renderer, obj *exec.Value) error {
+func (fcs *ForControlStructure) renderIterable(r *exec.Renderer, obj *exec.Value) (err error) {
+	if obj.IsNil() {
+		return fmt.Errorf("TypeError: 'NoneType' object is not iterable")
+	}
+	if obj.IsNumber() || obj.IsBool() {
+		return fmt.Errorf("TypeError: '%s' object is not iterable", map[bool]string{true: "bool", false: map[bool]string{true: "int", false: "float"}[obj.IsInteger()]}[obj.IsBool()])
+	}
+	startLen := -1
+	if obj.IsList() {
+		startLen = obj.Len()
+		defer func() {
+			if err == nil && obj.Len() != startLen {
+				err = fmt.Errorf("the list changed size during the loop over it: brine loops over a copy, where Jinja2 would see the change; build a new list instead")
+			}
+		}()
+	}
 	// First pass: materialise items, applying any {% if cond %} filter.
 	items := exec.NewDict()
+	var unpackErr error
 	obj.Iterate(func(idx, count int, key, value *exec.Value) bool {
 		sub := r.Inherit()
 		ctx := sub.Environment.Context
 		pair := &exec.Pair{}
+		if fcs.Value != "" && value == nil && (key.IsString() || !key.IsList() || key.Len() != 2) {
+			n := 1
+			if key.IsList() {
+				n = key.Len()
+			}
+			if n > 2 {
+				unpackErr = fmt.Errorf("ValueError: too many values to unpack (expected 2)")
+			} else {
+				unpackErr = fmt.Errorf("ValueError: not enough values to unpack (expected 2, got %d)", n)
+			}
+			return false
+		}
 
 		if fcs.Value != "" && !key.IsString() && key.Len() == 2 {
 			key.Iterate(func(idx, count int, key, value *exec.Value) bool {
@@ -206,6 +234,9 @@ func (fcs *ForControlStructure) renderIterable(r *exec.Renderer, obj *exec.Value
 		items.Pairs = append(items.Pairs, pair)
 		return true
 	}, func() {})
+	if unpackErr != nil {
+		return unpackErr
+	}
 
 	// Empty case.
 	length := len(items.Pairs)
