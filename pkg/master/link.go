@@ -483,7 +483,13 @@ func (m *Master) admit(ctx context.Context, id string, pub ed25519.PublicKey, au
 	if err != nil {
 		return "", status.Errorf(codes.Internal, "key store: %v", err)
 	}
-	if len(known) > 0 || autoAccept {
+	// A denied record alone (an impostor's key kept as evidence) does not
+	// make an id known: Admit would record a new pending key for it.
+	held := false
+	for _, k := range known {
+		held = held || k.State != pki.Denied
+	}
+	if held || autoAccept {
 		st, err := m.keys.Admit(ctx, id, pub, autoAccept)
 		if err != nil {
 			return "", status.Errorf(codes.Internal, "key store: %v", err)
