@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 
 	"github.com/brine-cm/brine/pkg/exec"
 	"github.com/brine-cm/brine/pkg/state"
@@ -55,6 +56,16 @@ func (m *Minion) stateRun(ctx context.Context, env *exec.Env, args []any, kwargs
 		return nil, fmt.Errorf("compiled states: %w", err)
 	}
 	test, _ := kwargs["__test__"].(bool)
+	jid, _ := kwargs["__jid__"].(string)
+	wait := true
+	if q, set := kwargs["queue"]; set {
+		wait = truthy(q)
+	}
+	release, err := m.states.acquire(ctx, "state run", jid, wait)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
 	aenv := &apply.Env{HostsFile: m.cfg.HostsFile, Test: test, Logger: m.log, InitDir: m.cfg.InitDir}
 	results := apply.Run(ctx, aenv, apply.Default(aenv), chunks)
 	out := make(map[string]any, len(results))
@@ -84,4 +95,25 @@ func keyFor(chunks []state.Chunk, r state.Result) string {
 		}
 	}
 	return r.ID
+}
+
+// truthy reads a flag the way Salt's CLI arguments arrive: a YAML bool or
+// its string spellings.
+func truthy(v any) bool {
+	switch t := v.(type) {
+	case bool:
+		return t
+	case string:
+		switch strings.ToLower(t) {
+		case "true", "yes", "on", "1":
+			return true
+		}
+	case float64:
+		return t != 0
+	case int64:
+		return t != 0
+	case int:
+		return t != 0
+	}
+	return false
 }

@@ -71,6 +71,9 @@ type Minion struct {
 	// a reconnect, or by a second master of a cluster) runs once.
 	seen jidSet
 
+	// states lets one state run at a time (see stateQueue).
+	states stateQueue
+
 	connected atomic.Bool
 	// State of the key as the master last said (for tests and logs).
 	keyState atomic.Value
