@@ -11,6 +11,8 @@ import (
 
 	"github.com/brine-cm/brine/internal/gonja/exec"
 	"github.com/brine-cm/brine/internal/gonja/tokens"
+	"golang.org/x/text/cases"
+	"golang.org/x/text/language"
 )
 
 // jinja2Filters are builtin filters whose gonja versions differ from
@@ -34,7 +36,19 @@ var jinja2Filters = map[string]exec.FilterFunction{
 	"last":      filterFirstLast(false),
 	"abs":       filterAbs,
 	"wordcount": filterWordcount,
-	"center":    filterCenter,
+	"upper": func(_ *exec.Evaluator, in *exec.Value, _ *exec.VarArgs) *exec.Value {
+		if in.IsError() {
+			return in
+		}
+		return exec.AsValue(cases.Upper(language.Und).String(pyStr(in)))
+	},
+	"lower": func(_ *exec.Evaluator, in *exec.Value, _ *exec.VarArgs) *exec.Value {
+		if in.IsError() {
+			return in
+		}
+		return exec.AsValue(cases.Lower(language.Und).String(pyStr(in)))
+	},
+	"center": filterCenter,
 }
 
 func filterFormat(_ *exec.Evaluator, in *exec.Value, p *exec.VarArgs) *exec.Value {

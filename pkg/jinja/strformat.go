@@ -42,6 +42,18 @@ func strFormat(self string, _ *exec.Value, a *exec.VarArgs) (any, error) {
 		if j := strings.IndexByte(field, ':'); j >= 0 {
 			field, spec = field[:j], field[j+1:]
 		}
+		if strings.Contains(spec, "{") {
+			// A nested field in the spec: {:{width}}.
+			if end := strings.IndexByte(self[i+1:], '}'); end >= 0 && strings.Count(field+":"+spec, "{") > strings.Count(field+":"+spec, "}") {
+				spec += "}" + self[i+1:i+1+end]
+				i += end + 1
+			}
+			inner, err := strFormat(spec, nil, a)
+			if err != nil {
+				return nil, err
+			}
+			spec = inner.(string)
+		}
 		if j := strings.IndexByte(field, '!'); j >= 0 {
 			field, conv = field[:j], field[j+1:]
 		}

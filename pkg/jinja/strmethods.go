@@ -7,6 +7,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/brine-cm/brine/internal/gonja/exec"
+	"golang.org/x/text/cases"
+	"golang.org/x/text/language"
 )
 
 // pyStrMethods are Python's str methods whose gonja versions take other
@@ -84,7 +86,52 @@ var pyStrMethods = map[string]exec.Method[string]{
 	"rstrip": func(self string, _ *exec.Value, a *exec.VarArgs) (any, error) {
 		return stripMethod(self, a, false, true)
 	},
+	"expandtabs": func(self string, _ *exec.Value, a *exec.VarArgs) (any, error) {
+		if err := wantArgs(a, 0, 1); err != nil {
+			return nil, err
+		}
+		size := 8
+		if len(a.Args) == 1 {
+			size = a.Args[0].Integer()
+		}
+		var b strings.Builder
+		col := 0
+		for _, r := range self {
+			switch r {
+			case '\t':
+				if size > 0 {
+					n := size - col%size
+					b.WriteString(strings.Repeat(" ", n))
+					col += n
+				}
+			case '\n', '\r':
+				b.WriteRune(r)
+				col = 0
+			default:
+				b.WriteRune(r)
+				col++
+			}
+		}
+		return b.String(), nil
+	},
+	"rindex": func(self string, _ *exec.Value, a *exec.VarArgs) (any, error) {
+		if err := wantArgs(a, 1, 1); err != nil {
+			return nil, err
+		}
+		i := strings.LastIndex(self, a.Args[0].String())
+		if i < 0 {
+			return nil, pyErrorf("ValueError: substring not found")
+		}
+		return utf8.RuneCountInString(self[:i]), nil
+	},
+	"upper": func(self string, _ *exec.Value, a *exec.VarArgs) (any, error) {
+		return cases.Upper(language.Und).String(self), wantArgs(a, 0, 0)
+	},
+	"lower": func(self string, _ *exec.Value, a *exec.VarArgs) (any, error) {
+		return cases.Lower(language.Und).String(self), wantArgs(a, 0, 0)
+	},
 	"splitlines": func(self string, _ *exec.Value, a *exec.VarArgs) (any, error) {
+		keep := (len(a.Args) > 0 && a.Args[0].IsTrue()) || a.GetKeywordArgument("keepends", false).IsTrue()
 		l := List{}
 		for self != "" {
 			i := strings.IndexAny(self, "\n\r\v\f\x1c\x1d\x1e\x85")
@@ -92,10 +139,14 @@ var pyStrMethods = map[string]exec.Method[string]{
 				l = append(l, self)
 				break
 			}
-			l = append(l, self[:i])
 			n := 1
 			if self[i] == '\r' && i+1 < len(self) && self[i+1] == '\n' {
 				n = 2
+			}
+			if keep {
+				l = append(l, self[:i+n])
+			} else {
+				l = append(l, self[:i])
 			}
 			self = self[i+n:]
 		}
