@@ -84,11 +84,19 @@ var listMethods = exec.NewMethodSet[[]any](map[string]exec.Method[[]any]{
 		return nil, errors.Join(merr, err)
 	},
 	"index": func(items []any, self *exec.Value, a *exec.VarArgs) (any, error) {
-		if err := wantArgs(a, 1, 1); err != nil {
+		if err := wantArgs(a, 1, 3); err != nil {
 			return nil, err
 		}
-		for i, it := range listItems(self) {
-			if pyEqual(it, a.Args[0]) {
+		all := listItems(self)
+		start, end := 0, len(all)
+		if len(a.Args) > 1 {
+			start = pyIndex(a.Args[1].Integer(), len(all), true)
+		}
+		if len(a.Args) > 2 {
+			end = pyIndex(a.Args[2].Integer(), len(all), true)
+		}
+		for i := start; i < end; i++ {
+			if pyEqual(all[i], a.Args[0]) {
 				return i, nil
 			}
 		}
@@ -117,15 +125,27 @@ var listMethods = exec.NewMethodSet[[]any](map[string]exec.Method[[]any]{
 			return nil, err
 		}
 		reverse := a.GetKeywordArgument("reverse", false).IsTrue()
-		return nil, mutateList(self, func(l *List) {
-			slices.SortStableFunc(*l, func(x, y any) int {
-				c := compare(exec.ToValue(x), exec.ToValue(y))
+		var sortErr error
+		err := mutateList(self, func(l *List) {
+			sorted := slices.Clone(*l)
+			slices.SortStableFunc(sorted, func(x, y any) int {
+				c, err := pyCompare(x, y)
+				if err != nil && sortErr == nil {
+					sortErr = pyErrorf("TypeError: '<' not supported between instances of '%s' and '%s'", typeName(unwrapModel(x)), typeName(unwrapModel(y)))
+				}
 				if reverse {
 					return -c
 				}
 				return c
 			})
+			if sortErr == nil {
+				copy(*l, sorted)
+			}
 		})
+		if sortErr != nil {
+			return nil, sortErr
+		}
+		return nil, err
 	},
 	"copy": func(_ []any, self *exec.Value, a *exec.VarArgs) (any, error) {
 		if err := wantArgs(a, 0, 0); err != nil {
@@ -305,6 +325,18 @@ var dictMethods = exec.NewMethodSet[map[string]any](map[string]exec.Method[map[s
 			d.Pairs = append(d.Pairs, &exec.Pair{Key: p.Key, Value: p.Value})
 		}
 		return d, nil
+	},
+	"popitem": func(_ map[string]any, self *exec.Value, a *exec.VarArgs) (any, error) {
+		if err := wantArgs(a, 0, 0); err != nil {
+			return nil, err
+		}
+		pairs := dictPairs(self)
+		if len(pairs) == 0 {
+			return nil, pyErrorf("KeyError: 'popitem(): dictionary is empty'")
+		}
+		last := pairs[len(pairs)-1]
+		dictDelete(self, last.Key)
+		return &Tuple{last.Key.Interface(), last.Value.Interface()}, nil
 	},
 	"clear": func(_ map[string]any, self *exec.Value, a *exec.VarArgs) (any, error) {
 		if err := wantArgs(a, 0, 0); err != nil {

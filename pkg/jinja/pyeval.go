@@ -38,6 +38,13 @@ func (h pyHooks) Eval(e *exec.Evaluator, node nodes.Expression) (*exec.Value, bo
 		if err != nil {
 			return exec.AsValue(fmt.Errorf("line %d: %w", n.Operator.Token.Line, err)), true
 		}
+		if l, ok := v.(*List); ok && n.Operator.Token.Type == tokens.Multiply && constNode(n.Left) && constNode(n.Right) {
+			// Jinja2 folds constant expressions at compile time and
+			// rebuilds the result, so [[]] * 2 holds two distinct lists.
+			for i, it := range *l {
+				(*l)[i] = toModel(fromModel(it))
+			}
+		}
 		return exec.AsValue(v), true
 	case *nodes.Tuple:
 		t := make(Tuple, 0, len(n.Val))
@@ -574,4 +581,28 @@ func (e *pyError) Error() string { return e.msg }
 
 func pyErrorf(format string, args ...any) error {
 	return &pyError{msg: fmt.Sprintf(format, args...)}
+}
+
+// constNode reports whether an expression is made of literals only, which
+// Jinja2's optimizer evaluates when compiling.
+func constNode(n nodes.Expression) bool {
+	switch x := n.(type) {
+	case *nodes.String, *nodes.Integer, *nodes.Float, *nodes.Bool, *nodes.None:
+		return true
+	case *nodes.List:
+		for _, it := range x.Val {
+			if !constNode(it) {
+				return false
+			}
+		}
+		return true
+	case *nodes.Tuple:
+		for _, it := range x.Val {
+			if !constNode(it) {
+				return false
+			}
+		}
+		return true
+	}
+	return false
 }
