@@ -89,7 +89,7 @@ func (h pyHooks) Eval(e *exec.Evaluator, node nodes.Expression) (*exec.Value, bo
 		}
 		target := e.Eval(n.Node)
 		if target.IsError() {
-			return target, true
+			return exec.AsValue(fmt.Errorf("Unable to evaluate target %s: %w", n.Node, target)), true
 		}
 		switch modelOf(target).(type) {
 		case *exec.Dict, *List, string:

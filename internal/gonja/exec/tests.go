@@ -1,6 +1,7 @@
 package exec
 
 import (
+	"strings"
 	"fmt"
 	"reflect"
 
@@ -18,6 +19,27 @@ type TestFunction any
 
 func (e *Evaluator) EvalTest(expr *nodes.TestExpression) *Value {
 	value := e.Eval(expr.Expression)
+	if value.IsError() {
+		// As with Jinja2's StrictUndefined, only `defined`/`undefined`
+		// may look at an undefined value, and only at the value itself:
+		// `a.missing.deeper is defined` fails on a.missing.
+		nested := strings.Contains(strings.ToLower(value.Error()), "unable to evaluate target")
+		switch expr.Test.Name {
+		case "defined", "undefined":
+			if nested {
+				return value
+			}
+		case "none", "sameas", "boolean", "true", "false", "mapping", "string", "number", "integer", "float", "sequence":
+			// Identity and isinstance checks never touch the value in
+			// Python, so an undefined one is simply not a match.
+			if nested {
+				return value
+			}
+			return AsValue(false)
+		default:
+			return value
+		}
+	}
 
 	return e.ExecuteTest(expr.Test, value)
 }
