@@ -1,9 +1,9 @@
 package exec
 
 import (
-	"strings"
 	"fmt"
 	"reflect"
+	"strings"
 
 	"github.com/pkg/errors"
 
