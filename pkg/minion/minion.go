@@ -242,7 +242,10 @@ func (m *Minion) session(ctx context.Context, addr string) error {
 		grpc.WithInitialWindowSize(1<<20),
 		grpc.WithInitialConnWindowSize(1<<20),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64<<20), grpc.MaxCallSendMsgSize(64<<20)),
-		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 10 * time.Second, Timeout: 5 * time.Second, PermitWithoutStream: true}),
+		// A 20 s ack timeout: at 5 s a master busy with a reconnect storm
+		// looked dead to the minions it had just accepted, which then
+		// joined the storm again (brine-bench, 10,000 minions).
+		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 10 * time.Second, Timeout: 20 * time.Second, PermitWithoutStream: true}),
 	)
 	if err != nil {
 		return fmt.Errorf("dial %s: %w", addr, err)
