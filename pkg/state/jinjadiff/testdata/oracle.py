@@ -145,7 +145,18 @@ def yaml_encode(data):
     return ret
 
 
+def load_json(value):
+    return json.loads(value)
+
+
+def load_yaml(value):
+    # salt.utils.yaml.safe_load; the corpus avoids what Salt's loader
+    # reads differently from PyYAML (leading-zero integers, timestamps).
+    return yaml.safe_load(value)
+
+
 SALT_FILTERS = {
+    "load_json": load_json, "load_yaml": load_yaml,
     "json": format_json, "yaml": format_yaml, "python": format_python,
     "unique": unique, "regex_replace": regex_replace, "regex_search": regex_search,
     "regex_match": regex_match, "to_bool": to_bool, "sequence": ensure_sequence,
