@@ -18,7 +18,6 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -227,7 +226,7 @@ func (m *Master) Start(ctx context.Context) error {
 	m.minionSrv = grpc.NewServer(
 		// Until a minion on it is accepted a connection may send a
 		// handshake's worth of bytes, not a 64 MiB message.
-		grpc.Creds(&pki.GatedCreds{TransportCredentials: newHandshakeLimiter(credentials.NewTLS(tlsCfg), 8*runtime.GOMAXPROCS(0), tlsHandshakeTimeout), Burst: preAuthBurst, PerSecond: preAuthPerSecond,
+		grpc.Creds(&pki.GatedCreds{TransportCredentials: credentials.NewTLS(tlsCfg), Burst: preAuthBurst, PerSecond: preAuthPerSecond,
 			OnExceeded: func() {
 				m.refuse(context.Background(), "preauth_budget", "", "connection sent too much before authenticating")
 			}}),
