@@ -119,7 +119,7 @@ func TestFloodKeepsAcceptedMinionsAnswering(t *testing.T) {
 		oversizedCut               atomic.Int64
 		halfOpenCut, slowCut       atomic.Int64
 		halfOpenMax, slowMax       atomic.Int64
-		dialErrs                   atomic.Int64
+		dialErrs, lost             atomic.Int64
 	)
 	var attackers sync.WaitGroup
 	sem := make(chan struct{}, plan.workers)
@@ -137,6 +137,10 @@ func TestFloodKeepsAcceptedMinionsAnswering(t *testing.T) {
 			pending.Add(1)
 		case codeOf(err) == codes.ResourceExhausted:
 			capped.Add(1)
+		case codeOf(err) == codes.Unavailable || codeOf(err) == codes.DeadlineExceeded:
+			// The attacker's own connection gave out (its dial or TLS
+			// on a machine this busy): neither pending nor refused.
+			lost.Add(1)
 		default:
 			otherErrs.Add(1)
 			t.Logf("unexpected outcome for %s: %v %v", me.id, w, err)
@@ -283,10 +287,10 @@ func TestFloodKeepsAcceptedMinionsAnswering(t *testing.T) {
 	keys := pm.keys()
 	capMetric := pm.metric("brine_minion_refused_total", `reason="pending_cap"`)
 	budgetMetric := pm.metric("brine_minion_refused_total", `reason="preauth_budget"`)
-	t.Logf("flood=%s: %d connections with unknown keys (held) + %d pending-key requests: %d pending, %d refused at the cap (metric %v), %d other; "+
+	t.Logf("flood=%s: %d connections with unknown keys (held) + %d pending-key requests: %d pending, %d refused at the cap (metric %v), %d attacker connections lost, %d other; "+
 		"%d half-open TLS (%d cut by the master, slowest %d ms); %d slowloris (%d cut, slowest %d ms); %d oversized Hellos (%d cut, metric %v); "+
 		"webhook answered in %s; flood lasted %s; %d pings during it: p50 %s p99 %s max %s, %d incomplete; master RSS %d MiB before, peak %d MiB",
-		*floodSize, plan.unknownConns, plan.pendingReqs, pending.Load(), capped.Load(), capMetric, otherErrs.Load(),
+		*floodSize, plan.unknownConns, plan.pendingReqs, pending.Load(), capped.Load(), capMetric, lost.Load(), otherErrs.Load(),
 		plan.halfOpen, halfOpenCut.Load(), halfOpenMax.Load(), plan.slowloris, slowCut.Load(), slowMax.Load(), plan.oversized, oversizedCut.Load(), budgetMetric,
 		hookLatency.Round(time.Millisecond), floodDur.Round(time.Millisecond), len(lat), p50.Round(time.Millisecond), p99.Round(time.Millisecond), pmax.Round(time.Millisecond), inc,
 		rssBefore/1024, hwm/1024)
@@ -300,11 +304,15 @@ func TestFloodKeepsAcceptedMinionsAnswering(t *testing.T) {
 	if p99 > time.Second {
 		t.Errorf("test.ping p99 during the flood: %s, want under 1 s", p99)
 	}
-	if len(keys["pending"]) != plan.maxPending || pending.Load() != int64(plan.maxPending) {
-		t.Errorf("pending keys: %d listed, %d welcomed as pending; want the cap %d", len(keys["pending"]), pending.Load(), plan.maxPending)
+	total := int64(plan.unknownConns + plan.pendingReqs)
+	if len(keys["pending"]) != plan.maxPending || pending.Load() > int64(plan.maxPending) || pending.Load()+lost.Load() < int64(plan.maxPending) {
+		t.Errorf("pending keys: %d listed, %d welcomed as pending (%d attacker connections lost); want the cap %d", len(keys["pending"]), pending.Load(), lost.Load(), plan.maxPending)
 	}
-	if capped.Load() != int64(plan.unknownConns+plan.pendingReqs-plan.maxPending) || capMetric != float64(capped.Load()) {
-		t.Errorf("refused at the cap: %d (metric %v), want %d", capped.Load(), capMetric, plan.unknownConns+plan.pendingReqs-plan.maxPending)
+	if capped.Load() < total-int64(plan.maxPending)-lost.Load() || capMetric != float64(capped.Load()) {
+		t.Errorf("refused at the cap: %d (metric %v), want %d less the %d lost", capped.Load(), capMetric, total-int64(plan.maxPending), lost.Load())
+	}
+	if lost.Load() > total/20 {
+		t.Errorf("%d of %d attacker connections lost: the figures are not the master's", lost.Load(), total)
 	}
 	if otherErrs.Load() != 0 {
 		t.Errorf("%d enrolments ended otherwise", otherErrs.Load())
