@@ -159,7 +159,7 @@ func pingFanout(ctx context.Context, cfg *Config, mp *masterProc, f *fleet) (Row
 
 func hostsApply(ctx context.Context, cfg *Config, mp *masterProc, f *fleet) (Row, error) {
 	n := len(f.minions)
-	o, err := publish(ctx, mp, "*", "glob", "state.apply", []any{"hosts"}, nil, 10*time.Minute)
+	o, err := publish(ctx, mp, "*", "glob", "state.apply", []any{"hosts"}, nil, 5*time.Minute)
 	if err != nil {
 		return Row{}, err
 	}
