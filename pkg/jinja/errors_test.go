@@ -66,7 +66,7 @@ func TestErrorsInImportedTemplates(t *testing.T) {
 	files := map[string]string{
 		"lib/m.jinja":   "{% macro bad(x) %}\n  {{ x.nope }}\n{% endmacro %}",
 		"lib/inc.jinja": "ok\n{{ 1 + 'a' }}",
-		"lib/map.jinja": "{% set a = {} %}\n{% set b = a.missing %}",
+		"lib/map.jinja": "{% set a = {} %}\n{% set b = a.missing.x %}",
 	}
 	res := func(from, name string) (string, string, error) {
 		full := RelativeName(from, name)

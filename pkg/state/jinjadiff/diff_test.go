@@ -45,9 +45,6 @@ var expectedErrors = map[string][]string{
 	// A macro is a plain function in brine; Jinja2's Macro object
 	// attributes (name, arguments, catch_kwargs...) are not there.
 	"macro_name_attr": {`formula/macro_name_attr\.sls:1:\d+`, `'name' is undefined \(in hello\.name\)`},
-	// brine evaluates set eagerly: an undefined value is an error at the
-	// set, where Jinja2 fails only when the variable is used.
-	"x_set_undefined_unused": {`formula/x_set_undefined_unused\.sls:1:8`, `'nope' is undefined \(in grains\.nope\)`},
 	// Python's implicit concatenation of adjacent string literals.
 	"x_string_literal_concat": {`formula/x_string_literal_concat\.sls:1:8`, `syntax error`},
 	// Python's integers are unbounded, brine's are 64-bit.

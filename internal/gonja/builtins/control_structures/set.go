@@ -3,6 +3,7 @@ package controlStructures
 import (
 	"bytes"
 	"fmt"
+	"strings"
 
 	"github.com/brine-cm/brine/internal/gonja/exec"
 	"github.com/brine-cm/brine/internal/gonja/nodes"
@@ -83,6 +84,12 @@ func (scs *SetControlStructure) Execute(r *exec.Renderer, tag *nodes.ControlStru
 		return errors.Errorf(`Invalid value in 'set' tag: %s`, scs.expression)
 	}
 	if value.IsError() {
+		// Jinja2 stores an undefined value and fails only where it is
+		// used; the stored error does the same here.
+		if n, ok := scs.target.(*nodes.Name); ok && len(scs.unpack) == 0 && isUndefinedError(value) {
+			r.Environment.Context.Set(n.Name.Val, value.Interface())
+			return nil
+		}
 		return value
 	}
 
@@ -230,4 +237,20 @@ func setParser(p *parser.Parser, args *parser.Parser) (nodes.ControlStructure, e
 	}
 
 	return cs, nil
+}
+
+// isUndefinedError tells a missing name, attribute or item apart from a
+// real failure (a function's error), which set must report at once.
+func isUndefinedError(v *exec.Value) bool {
+	msg := v.Error()
+	if strings.Contains(strings.ToLower(msg), "unable to evaluate target") {
+		// nope.x: Jinja2 fails at once on an attribute of an undefined.
+		return false
+	}
+	for _, s := range []string{"Unable to evaluate name", "not found", "argument is undefined"} {
+		if strings.Contains(msg, s) {
+			return true
+		}
+	}
+	return false
 }
