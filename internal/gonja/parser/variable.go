@@ -73,6 +73,10 @@ func (p *Parser) parseString() (nodes.Expression, error) {
 		return nil, p.Error("Expected a string", t)
 	}
 	newstr := t.Val
+	// Adjacent literals concatenate, as in Python: 'a' 'b' is 'ab'.
+	for next := p.Match(tokens.String); next != nil; next = p.Match(tokens.String) {
+		newstr += next.Val
+	}
 	sr := &nodes.String{
 		Location: t,
 		Val:      newstr,

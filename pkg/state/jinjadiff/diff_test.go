@@ -45,8 +45,6 @@ var expectedErrors = map[string][]string{
 	// A macro is a plain function in brine; Jinja2's Macro object
 	// attributes (name, arguments, catch_kwargs...) are not there.
 	"macro_name_attr": {`formula/macro_name_attr\.sls:1:\d+`, `'name' is undefined \(in hello\.name\)`},
-	// Python's implicit concatenation of adjacent string literals.
-	"x_string_literal_concat": {`formula/x_string_literal_concat\.sls:1:8`, `syntax error`},
 	// Python's integers are unbounded, brine's are 64-bit.
 	"n_big_int": {`formula/n_big_int\.sls:1:\d+`, `OverflowError`},
 	// Call-site unpacking f(*args, **kwargs).
