@@ -16,7 +16,7 @@ func (e *Evaluator) evalCall(node *nodes.Call) *Value {
 		if node.Parent == nil || !ok {
 			return AsValue(errors.Errorf(`%s is not callable`, node.Func))
 		}
-		return e.evalMethod(node.Parent, getAttributeNode.Attribute, node.Args, node.Kwargs, node.KwOrder)
+		return e.evalMethod(node, getAttributeNode.Attribute)
 	}
 	if fn.IsError() {
 		return AsValue(errors.Wrapf(fn, `unable to evaluate function '%s'`, node.Func))
@@ -84,7 +84,8 @@ func (e *Evaluator) evalCall(node *nodes.Call) *Value {
 	return value
 }
 
-func (e *Evaluator) evalMethod(parentNode nodes.Node, method string, args []nodes.Expression, kwargs map[string]nodes.Expression, kwOrder []string) *Value {
+func (e *Evaluator) evalMethod(call *nodes.Call, method string) *Value {
+	parentNode, args, kwargs, kwOrder := call.Parent, call.Args, call.Kwargs, call.KwOrder
 	parent := e.Eval(parentNode)
 	if parent.IsError() {
 		return AsValue(errors.Wrapf(parent, "unable to evaluate '%s'", parentNode))
@@ -106,6 +107,9 @@ func (e *Evaluator) evalMethod(parentNode nodes.Node, method string, args []node
 		parameters.KwArgs[key] = value
 	}
 	parameters.KwOrder = kwOrder
+	if err := e.expandStars(call, parameters); err != nil {
+		return AsValue(err)
+	}
 	var result any
 	var err error = unknownMethod{method: method, parent: parent}
 	switch {

@@ -615,6 +615,9 @@ func (e *Evaluator) evalVarArgs(node *nodes.Call) ([]reflect.Value, error) {
 		params.KwArgs[key] = value
 	}
 	params.KwOrder = node.KwOrder
+	if err := e.expandStars(node, params); err != nil {
+		return nil, err
+	}
 	return []reflect.Value{reflect.ValueOf(params)}, nil
 }
 
@@ -694,4 +697,48 @@ func (e *Evaluator) evalParams(node *nodes.Call, fn *Value) ([]reflect.Value, er
 	}
 
 	return parameters, nil
+}
+
+// expandStars adds f(*seq, **mapping) to the call's arguments.
+func (e *Evaluator) expandStars(node *nodes.Call, params *VarArgs) error {
+	if len(node.StarKwargs) > 0 {
+		params.KwOrder = append([]string(nil), params.KwOrder...)
+	}
+	for _, star := range node.StarArgs {
+		v := e.Eval(star)
+		if v.IsError() {
+			return v
+		}
+		if !v.IsIterable() {
+			return errors.Errorf("TypeError: argument after * must be an iterable, not %s", v.String())
+		}
+		v.Iterate(func(_, _ int, key, _ *Value) bool {
+			params.Args = append(params.Args, key)
+			return true
+		}, func() {})
+	}
+	for _, star := range node.StarKwargs {
+		v := e.Eval(star)
+		if v.IsError() {
+			return v
+		}
+		if !v.IsDict() {
+			return errors.Errorf("TypeError: argument after ** must be a mapping, not %s", v.String())
+		}
+		var iterErr error
+		v.Iterate(func(_, _ int, key, value *Value) bool {
+			k := key.String()
+			if _, dup := params.KwArgs[k]; dup {
+				iterErr = errors.Errorf("TypeError: got multiple values for keyword argument '%s'", k)
+				return false
+			}
+			params.KwArgs[k] = value
+			params.KwOrder = append(params.KwOrder, k)
+			return true
+		}, func() {})
+		if iterErr != nil {
+			return iterErr
+		}
+	}
+	return nil
 }

@@ -306,6 +306,10 @@ type Call struct {
 	Parent   Node
 	Kwargs   map[string]Expression
 	KwOrder  []string // Kwargs' names as written
+	// StarArgs and StarKwargs are f(*seq) and f(**mapping), added after
+	// the positional and keyword arguments.
+	StarArgs   []Expression
+	StarKwargs []Expression
 }
 
 func (c *Call) Position() *tokens.Token { return c.Location }

@@ -424,6 +424,24 @@ func (p *Parser) ParseVariableOrLiteral() (nodes.Expression, error) {
 				if p.Match(tokens.RightParenthesis) != nil {
 					break // trailing comma
 				}
+				if p.Match(tokens.Power) != nil {
+					// f(**mapping)
+					v, err := p.ParseExpression()
+					if err != nil {
+						return nil, err
+					}
+					call.StarKwargs = append(call.StarKwargs, v)
+					continue
+				}
+				if p.Match(tokens.Multiply) != nil {
+					// f(*sequence)
+					v, err := p.ParseExpression()
+					if err != nil {
+						return nil, err
+					}
+					call.StarArgs = append(call.StarArgs, v)
+					continue
+				}
 				v, err := p.ParseExpression()
 				if err != nil {
 					return nil, err

@@ -47,8 +47,6 @@ var expectedErrors = map[string][]string{
 	"macro_name_attr": {`formula/macro_name_attr\.sls:1:\d+`, `'name' is undefined \(in hello\.name\)`},
 	// Python's integers are unbounded, brine's are 64-bit.
 	"n_big_int": {`formula/n_big_int\.sls:1:\d+`, `OverflowError`},
-	// Call-site unpacking f(*args, **kwargs).
-	"l_star_kwargs_call": {`formula/l_star_kwargs_call\.sls:1:9`, `syntax error`},
 	// A list that grows while a loop walks over it.
 	"l_modify_loop_list_copy": {`formula/l_modify_loop_list_copy\.sls:1:\d+`, `the list changed size during the loop`},
 	// extends takes a literal name only.
