@@ -98,6 +98,8 @@ func FuzzRender(f *testing.F) {
 		"{% load_yaml as y %}a: [1, {b: 0644}]{% endload %}{{ y }}", "{% set a, b = 1, 2 %}{{ '%s-%05.1f' % (a, b) }}",
 		"{{ '{0[k]!r:>8}|{:,}'.format(d, 1234) }}", "{% macro m() %}{{ caller(1) }}{{ varargs }}{% endmacro %}{% call(x) m(2) %}{{ x }}{% endcall %}",
 		"{{ [1, 2] >= [1] }}{{ (1,) + (2,) }}{{ {1: 2, True: 3} }}{{ 'a' if x }}{{ -7 // 2 }}{{ 2 ** 10 }}",
+		"{{ dict(*[], **{'a': 1}) }}{{ 'a' 'b' }}{% set y = nope %}{{ y is defined }}{{ nope is none }}{{ 1 + 1 is even }}",
+		"{% for a, b in [[1, 2]] %}{{ a }}{% endfor %}{% raw -%} x {%- endraw %}{{ d.items() }}{{ range(3) }}{{ 'x' is match('x', ignorecase=True) }}",
 		"{% set s | upper %}x{% endset %}{{ s }}{{ 'a\\\\b\\'c' }}{{ d | yaml(False) }}{{ d | python }}",
 	} {
 		f.Add(s)
