@@ -104,6 +104,9 @@ type job struct {
 	data     map[string]any
 	spoolID  string // "" for bus events
 	delivery string // delivery key, "" when none
+	// after is closed when the previous event with the same tag has been
+	// reacted to; done is closed when this one has (see enqueue).
+	after, done chan struct{}
 }
 
 // Reactor runs reactions. Accept may be called before Run; queued work
@@ -117,6 +120,10 @@ type Reactor struct {
 	rules atomic.Pointer[[]Rule]
 
 	queue    chan job
+	// orderMu makes "link to the tag's previous event, then queue" one
+	// step, so the queue order and the per-tag chain always agree.
+	orderMu sync.Mutex
+	lastOf  map[string]chan struct{}
 	reserved atomic.Int64 // queued jobs plus slots being filled
 	active   atomic.Int64 // jobs being processed
 	draining atomic.Bool
@@ -292,7 +299,7 @@ func (r *Reactor) Accept(ctx context.Context, tag string, data map[string]any, d
 		release()
 		return err
 	}
-	r.queue <- job{tag: tag, data: data, spoolID: id, delivery: key}
+	r.enqueue(job{tag: tag, data: data, spoolID: id, delivery: key})
 
 	if r.bus != nil {
 		marked := make(map[string]any, len(data)+1)
@@ -442,7 +449,7 @@ func (r *Reactor) replay(ctx context.Context) {
 			r.inFlight[key] = id
 		}
 		r.mu.Unlock()
-		r.queue <- job{tag: rec.Tag, data: data, spoolID: id, delivery: key}
+		r.enqueue(job{tag: rec.Tag, data: data, spoolID: id, delivery: key})
 	}
 	if len(ids) > 0 {
 		r.log.Info("replayed reactor spool", "entries", len(ids))
@@ -470,8 +477,35 @@ func (r *Reactor) dispatch(ctx context.Context, sub *event.Subscription) {
 				r.overflowed(ctx, ev.Tag)
 				continue
 			}
-			r.queue <- job{tag: ev.Tag, data: ev.Data}
+			r.enqueue(job{tag: ev.Tag, data: ev.Data})
 		}
+	}
+}
+
+// enqueue queues j behind the previous event with the same tag: reactions
+// to one tag run in the order the events came in, so two pushes to
+// /hook/deploy/web in quick succession publish their deploys in push
+// order and the later commit ends up live. Different tags still run in
+// parallel. The caller holds a reservation, so the send does not block.
+func (r *Reactor) enqueue(j job) {
+	r.orderMu.Lock()
+	defer r.orderMu.Unlock()
+	if r.lastOf == nil {
+		r.lastOf = map[string]chan struct{}{}
+	}
+	j.after = r.lastOf[j.tag]
+	j.done = make(chan struct{})
+	r.lastOf[j.tag] = j.done
+	r.queue <- j
+}
+
+// finished releases the next event of j's tag.
+func (r *Reactor) finished(j job) {
+	r.orderMu.Lock()
+	defer r.orderMu.Unlock()
+	close(j.done)
+	if r.lastOf[j.tag] == j.done {
+		delete(r.lastOf, j.tag)
 	}
 }
 
@@ -492,6 +526,17 @@ func (r *Reactor) work(ctx context.Context) {
 }
 
 func (r *Reactor) process(ctx context.Context, j job) {
+	if j.done != nil {
+		defer r.finished(j)
+	}
+	// The queue is FIFO, so the event this one waits for was taken by
+	// another worker already: waiting here cannot starve it.
+	if j.after != nil {
+		select {
+		case <-j.after:
+		case <-ctx.Done():
+		}
+	}
 	for _, file := range r.matches(j.tag) {
 		if ctx.Err() != nil {
 			break
