@@ -119,11 +119,11 @@ type Reactor struct {
 	spool *spool
 	rules atomic.Pointer[[]Rule]
 
-	queue    chan job
+	queue chan job
 	// orderMu makes "link to the tag's previous event, then queue" one
 	// step, so the queue order and the per-tag chain always agree.
-	orderMu sync.Mutex
-	lastOf  map[string]chan struct{}
+	orderMu  sync.Mutex
+	lastOf   map[string]chan struct{}
 	reserved atomic.Int64 // queued jobs plus slots being filled
 	active   atomic.Int64 // jobs being processed
 	draining atomic.Bool
