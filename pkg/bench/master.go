@@ -239,7 +239,7 @@ func (mp *masterProc) goMetrics(ctx context.Context) (map[string]float64, error)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	for sc.Scan() {
 		line := sc.Text()
-		if !strings.HasPrefix(line, "go_") {
+		if !strings.HasPrefix(line, "go_") && !strings.HasPrefix(line, "brine_") {
 			continue
 		}
 		f := strings.Fields(line)

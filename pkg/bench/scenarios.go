@@ -275,11 +275,23 @@ func eventIngest(ctx context.Context, cfg *Config, mp *masterProc, f *fleet) (Ro
 	cancel()
 	got := received.Load()
 	span := time.Duration(last.Load() - t0.UnixNano())
+	// Where a loss happened: on the master's bus, or before it.
+	where := ""
+	if gm, err := mp.goMetrics(ctx); err == nil {
+		var pub float64
+		for k, v := range gm {
+			if strings.HasPrefix(k, "brine_events_total{") && strings.Contains(k, `"bench`) {
+				pub += v
+			}
+		}
+		where = fmt.Sprintf("; master bus: %s bench events published, %s dropped (all subscribers)",
+			thousands(int64(pub)), thousands(int64(gm["brine_events_dropped_total"])))
+	}
 	rate := float64(got) / span.Seconds()
 	return Row{Scenario: "event ingest", N: n, Count: int(got), Want: total, Lost: total - int(got), Values: []float64{rate},
 		Figure: fmt.Sprintf("%s events/s", thousands(int64(rate))),
 		Detail: fmt.Sprintf("%s sent (%d per minion) in %.2f s, %s received by a control-socket subscriber, **lost %d**; sender waits on a full queue: %d",
-			thousands(int64(total)), per, sent.Seconds(), thousands(got), total-int(got), retries.Load())}, nil
+			thousands(int64(total)), per, sent.Seconds(), thousands(got), total-int(got), retries.Load()) + where}, nil
 }
 
 func webhookReactor(ctx context.Context, cfg *Config, mp *masterProc, f *fleet) (Row, error) {
