@@ -188,6 +188,38 @@ func (fcs *ForControlStructure) renderIterable(r *exec.Renderer, obj *exec.Value
 	// First pass: materialise items, applying any {% if cond %} filter.
 	items := exec.NewDict()
 	var unpackErr error
+	// The filter runs ahead of the body here, lazily in Jinja2; each
+	// item's filter is checked again at its turn, and a changed answer
+	// (the body changed what the filter reads) is an error.
+	type skippedItem struct {
+		before int
+		pair   *exec.Pair
+	}
+	var skipped []skippedItem
+	recheck := func(pair *exec.Pair, want bool) error {
+		if fcs.IfCondition == nil {
+			return nil
+		}
+		sub := r.Inherit()
+		sub.Environment.Context.Set(fcs.Key, pair.Key)
+		if pair.Value != nil {
+			sub.Environment.Context.Set(fcs.Value, pair.Value)
+		}
+		if sub.Eval(fcs.IfCondition).IsTrue() != want {
+			return fmt.Errorf("the loop's if-filter changed its answer while the loop ran: brine evaluates it ahead of the body, Jinja2 item by item; use {%% if %%} inside the loop")
+		}
+		return nil
+	}
+	nextSkipped := 0
+	checkSkipped := func(upTo int) error {
+		for nextSkipped < len(skipped) && skipped[nextSkipped].before <= upTo {
+			if err := recheck(skipped[nextSkipped].pair, false); err != nil {
+				return err
+			}
+			nextSkipped++
+		}
+		return nil
+	}
 	obj.Iterate(func(idx, count int, key, value *exec.Value) bool {
 		sub := r.Inherit()
 		ctx := sub.Environment.Context
@@ -228,6 +260,7 @@ func (fcs *ForControlStructure) renderIterable(r *exec.Renderer, obj *exec.Value
 
 		if fcs.IfCondition != nil {
 			if !sub.Eval(fcs.IfCondition).IsTrue() {
+				skipped = append(skipped, skippedItem{before: len(items.Pairs), pair: pair})
 				return true
 			}
 		}
@@ -292,7 +325,16 @@ func (fcs *ForControlStructure) renderIterable(r *exec.Renderer, obj *exec.Value
 		}
 		loopContextValue = recurseFn
 	}
+	broke := false
 	for idx, pair := range items.Pairs {
+		if err := checkSkipped(idx); err != nil {
+			return err
+		}
+		if idx > 0 {
+			if err := recheck(pair, true); err != nil {
+				return err
+			}
+		}
 		sub := r.Inherit()
 		ctx := sub.Environment.Context
 
@@ -341,6 +383,7 @@ func (fcs *ForControlStructure) renderIterable(r *exec.Renderer, obj *exec.Value
 			// Unwrap through any error wrapping (e.g. errors.Wrapf) added by
 			// intermediate control structures like {% if %}.
 			if isLoopControlError[*LoopBreakError](err) {
+				broke = true
 				break
 			}
 			if isLoopControlError[*LoopContinueError](err) {
@@ -349,7 +392,9 @@ func (fcs *ForControlStructure) renderIterable(r *exec.Renderer, obj *exec.Value
 			return err
 		}
 	}
-
+	if !broke {
+		return checkSkipped(len(items.Pairs))
+	}
 	return nil
 }
 
