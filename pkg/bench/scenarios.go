@@ -280,11 +280,11 @@ func eventIngest(ctx context.Context, cfg *Config, mp *masterProc, f *fleet) (Ro
 	if gm, err := mp.goMetrics(ctx); err == nil {
 		var pub float64
 		for k, v := range gm {
-			if strings.HasPrefix(k, "brine_events_total{") && strings.Contains(k, `"bench`) {
+			if strings.HasPrefix(k, "brine_events_total{") && strings.Contains(k, `"custom"`) {
 				pub += v
 			}
 		}
-		where = fmt.Sprintf("; master bus: %s bench events published, %s dropped (all subscribers)",
+		where = fmt.Sprintf("; master bus: %s custom-tag events published, %s dropped (all subscribers)",
 			thousands(int64(pub)), thousands(int64(gm["brine_events_dropped_total"])))
 	}
 	rate := float64(got) / span.Seconds()
