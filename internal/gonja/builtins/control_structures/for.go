@@ -176,6 +176,14 @@ func (fcs *ForControlStructure) renderIterable(r *exec.Renderer, obj *exec.Value
 	if obj.IsNumber() || obj.IsBool() {
 		return fmt.Errorf("TypeError: '%s' object is not iterable", map[bool]string{true: "bool", false: map[bool]string{true: "int", false: "float"}[obj.IsInteger()]}[obj.IsBool()])
 	}
+	if obj.IsDict() {
+		startLen := obj.Len()
+		defer func() {
+			if err == nil && obj.Len() != startLen {
+				err = fmt.Errorf("RuntimeError: dictionary changed size during iteration")
+			}
+		}()
+	}
 	startLen := -1
 	if obj.IsList() {
 		startLen = obj.Len()
