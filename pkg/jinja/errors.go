@@ -69,6 +69,8 @@ func offsetToLineCol(s string, off int) (int, int) {
 }
 
 var (
+	rawStart    = regexp.MustCompile(`^\{%[-+]?\s*raw\s*[-+]?%\}`)
+	rawEnd      = regexp.MustCompile(`\{%[-+]?\s*endraw`)
 	atLine      = regexp.MustCompile(`at line (\d+)`)
 	invalidCall = regexp.MustCompile(`invalid call to (function|method) '[^']*'( of [^:]*)?: `)
 	undefName   = regexp.MustCompile(`^Unable to evaluate name "([^"]*)"$`)
@@ -171,6 +173,22 @@ func badTagChar(source string) (line, col int, ch rune, ok bool) {
 		c := source[i]
 		switch {
 		case !in:
+			if c == '{' && i+1 < len(source) && source[i+1] == '#' {
+				// A comment: nothing in it is code.
+				if end := strings.Index(source[i+2:], "#}"); end >= 0 {
+					i += 2 + end + 1
+				}
+				continue
+			}
+			if c == '{' && i+1 < len(source) && source[i+1] == '%' {
+				if m := rawStart.FindStringIndex(source[i:]); m != nil && m[0] == 0 {
+					// {% raw %}...{% endraw %}: the body is text.
+					if end := rawEnd.FindStringIndex(source[i+m[1]:]); end != nil {
+						i += m[1] + end[0] - 1
+						continue
+					}
+				}
+			}
 			if c == '{' && i+1 < len(source) && (source[i+1] == '{' || source[i+1] == '%') {
 				in = true
 				i++

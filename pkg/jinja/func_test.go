@@ -100,6 +100,7 @@ func FuzzRender(f *testing.F) {
 		"{{ [1, 2] >= [1] }}{{ (1,) + (2,) }}{{ {1: 2, True: 3} }}{{ 'a' if x }}{{ -7 // 2 }}{{ 2 ** 10 }}",
 		"{{ dict(*[], **{'a': 1}) }}{{ 'a' 'b' }}{% set y = nope %}{{ y is defined }}{{ nope is none }}{{ 1 + 1 is even }}",
 		"{% for a, b in [[1, 2]] %}{{ a }}{% endfor %}{% raw -%} x {%- endraw %}{{ d.items() }}{{ range(3) }}{{ 'x' is match('x', ignorecase=True) }}",
+		"{# {% if %} $ #}{% raw %}{{ $x }}{% endraw %}{% filter upper %}x{% endfilter %}",
 		"{% set s | upper %}x{% endset %}{{ s }}{{ 'a\\\\b\\'c' }}{{ d | yaml(False) }}{{ d | python }}",
 	} {
 		f.Add(s)
