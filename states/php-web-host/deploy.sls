@@ -61,6 +61,31 @@ uwsgi:
     - watch:
       - file: app-current
 
+{#- The deploy is done when the new release answers through nginx and
+    uWSGI: a reaction whose release does not come up fails and says so,
+    and the next queued deploy cannot send its reload while uWSGI is still
+    reloading from this one (uWSGI drops a SIGHUP that arrives then).
+    Everything from the push reaches the shell as environment, never as
+    command text. #}
+app-serving-release:
+  cmd.run:
+    - name: |
+        want="rev=$(git -C "$RELEASE" rev-parse HEAD)" || exit 1
+        for i in $(seq 100); do
+          php -r 'exit(strpos((string)@file_get_contents($argv[1]), $argv[2]) === false ? 1 : 0);' -- "$URL" "$want" && exit 0
+          sleep 0.1
+        done
+        echo "$URL does not serve $want after 10 s" >&2
+        exit 1
+    - env:
+      - RELEASE: {{ release | json }}
+      - URL: {{ ('http://127.0.0.1:' ~ c.listen ~ '/') | json }}
+    - onchanges:
+      - file: app-current
+    - require:
+      - service: nginx
+      - service: uwsgi
+
 {#- Keep the newest releases by mtime, never the live one, whatever its
     age (a rollback points current at an old directory). #}
 app-prune-releases:

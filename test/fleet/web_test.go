@@ -283,23 +283,29 @@ func (w *world) deploy(t *testing.T) {
 		}
 	}
 
-	// D is pushed as soon as C is served, not while C's deploy runs: the
-	// minion runs jobs concurrently (no Salt-style state-run queue), so two
-	// overlapping deploys race for current; and uWSGI ignores a SIGHUP that
-	// arrives while it is still reloading from the previous one, staying on
-	// the release it resolved. See docs/fleet.md.
-	w.say("4. C, then D as soon as C is live: D ends up live")
+	// C and D back to back: the minion queues state runs in jid order, and
+	// each deploy ends only once its release answers through nginx and
+	// uWSGI, so D's reload never lands inside C's (uWSGI drops a SIGHUP
+	// that arrives while it is still reloading). See docs/fleet.md.
+	w.say("4. C and D pushed back to back: D ends up live")
 	c := w.commit("C")
 	d := w.commit("D")
+	before = map[string]bool{}
+	for _, j := range w.ctl.mustJSON("job", "list").([]any) {
+		before[fmt.Sprint(asMap(j)["jid"])] = true
+	}
 	w.pushOK(t, b, c)
-	w.wantCurrent(t, c)
-	w.servedOn(t, c) // uWSGI's reload to C is over: a SIGHUP during one is dropped
-	w.quiesceJobs(t)
 	w.pushOK(t, c, d)
+	w.quiesceJobs(t)
 	w.wantCurrent(t, d)
 	w.servedOn(t, d)
-	w.quiesceJobs(t)
-	w.wantCurrent(t, d)
+	w.reactionServed(t, before, c)
+	w.reactionServed(t, before, d)
+	for _, id := range webIDs {
+		if _, err := os.Stat(w.appDir(id, "releases", c)); err != nil {
+			t.Errorf("%s: C was never deployed before D (queued runs must both run): %v", id, err)
+		}
+	}
 	time.Sleep(300 * time.Millisecond)
 
 	var sums []loopSummary
@@ -374,6 +380,32 @@ func (w *world) deploy(t *testing.T) {
 // after it ran.
 func (w *world) reactionFailed(t *testing.T, before map[string]bool, rev string) {
 	t.Helper()
+	found := w.reactionStates(t, before, rev, "app-release")
+	for _, r := range found {
+		comment := fmt.Sprint(r["comment"])
+		if r["result"] != false || !strings.Contains(comment, rev) || !strings.Contains(comment, "not available") {
+			t.Errorf("git.latest of a missing commit: result %v, comment %q", r["result"], comment)
+		}
+	}
+	w.show("the reaction's git.latest result (web hosts)", fmt.Sprint(found[0]["comment"]))
+}
+
+// reactionServed checks that the deploy of rev ended with its release
+// answering through nginx and uWSGI on every web host.
+func (w *world) reactionServed(t *testing.T, before map[string]bool, rev string) {
+	t.Helper()
+	for _, r := range w.reactionStates(t, before, rev, "app-serving-release") {
+		if r["result"] != true {
+			t.Errorf("deploy of %s: the serving check failed: %v", short(rev), r)
+		}
+	}
+}
+
+// reactionStates waits for the reactor's job that deployed rev (a job
+// started after the jids in before) to return from every web host, and
+// gives the results of the state with the given id, one per host.
+func (w *world) reactionStates(t *testing.T, before map[string]bool, rev, id string) []map[string]any {
+	t.Helper()
 	var show map[string]any
 	eventually(t, "the reaction to the push of "+short(rev)+" returned from both web hosts", 60*time.Second, func() bool {
 		for _, j := range w.ctl.mustJSON("job", "list").([]any) {
@@ -399,7 +431,7 @@ func (w *world) reactionFailed(t *testing.T, before map[string]bool, rev string)
 	walk = func(v any) {
 		switch x := v.(type) {
 		case map[string]any:
-			if x["__id__"] == "app-release" {
+			if x["__id__"] == id {
 				found = append(found, x)
 				return
 			}
@@ -414,15 +446,9 @@ func (w *world) reactionFailed(t *testing.T, before map[string]bool, rev string)
 	}
 	walk(show)
 	if len(found) != len(webIDs) {
-		t.Fatalf("want a git.latest result from each web host in the reaction's job, got %d: %v", len(found), show)
+		t.Fatalf("want a %s result from each web host in the reaction's job, got %d: %v", id, len(found), show)
 	}
-	for _, r := range found {
-		comment := fmt.Sprint(r["comment"])
-		if r["result"] != false || !strings.Contains(comment, rev) || !strings.Contains(comment, "not available") {
-			t.Errorf("git.latest of a missing commit: result %v, comment %q", r["result"], comment)
-		}
-	}
-	w.show("the reaction's git.latest result (web hosts)", fmt.Sprint(found[0]["comment"]))
+	return found
 }
 
 // quiesceJobs waits until every deploy the reactor started has all its
