@@ -244,15 +244,16 @@ func (m *Master) serveAccepted(stream pb.MinionLink_ConnectServer, c *conn) erro
 		m.log.Error("registry", "id", c.id, "err", err)
 	}
 	m.saveGrains(c.id, c.grains)
-	m.clusterConnected(c, now)
 	// From here the stream reads the registry's copy, whose strings and
 	// repeated values are shared across minions: keeping the decoded Hello
 	// copy too doubled the grains' cost per minion (docs/BENCHMARKS.md).
+	// Swapped before clusterConnected, whose goroutine reads c.grains.
 	if g, ok := m.reg.Grains(c.id); ok {
 		c.mu.Lock()
 		c.grains = g
 		c.mu.Unlock()
 	}
+	m.clusterConnected(c, now)
 	defer func() {
 		m.mu.Lock()
 		current := m.conns[c.id] == c
