@@ -33,6 +33,7 @@ func main() {
 	flag.DurationVar(&cfg.IdleFor, "idle", time.Minute, "how long the real brine-minion is watched idle")
 	flag.DurationVar(&cfg.Settle, "settle", 10*time.Second, "idle time before the master's RSS is read after the storm")
 	flag.StringVar(&scen, "scenarios", "", "comma-separated subset of "+strings.Join(bench.Scenarios, ","))
+	flag.IntVar(&cfg.Ramp, "ramp", 0, "start this many minions a second instead of all at once")
 	flag.StringVar(&pprofAddr, "pprof", "", "serve the generator's /debug/pprof on this address (e.g. 127.0.0.1:6070)")
 	flag.Parse()
 	if pprofAddr != "" {

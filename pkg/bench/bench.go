@@ -30,6 +30,7 @@ type Config struct {
 	HookConns int    // concurrent webhook senders
 	IdleFor   time.Duration
 	Settle    time.Duration // idle time before the "after" RSS is read
+	Ramp      int           // minions started per second; 0 starts all at once (the storm)
 	Scenarios []string      // subset to run; empty runs all
 	Out       io.Writer     // table rows as they are measured
 	KeepDir   bool

@@ -77,10 +77,17 @@ func newFleet(mp *masterProc, dir string, n int) (*fleet, error) {
 	return f, nil
 }
 
-// start runs every minion at once (the storm) and returns immediately.
-func (f *fleet) start(ctx context.Context) {
+// start runs every minion at once (the storm), or perSec a second, and
+// returns immediately.
+func (f *fleet) start(ctx context.Context, perSec int) {
 	ctx, f.cancel = context.WithCancel(ctx)
-	for _, m := range f.minions {
+	t0 := time.Now()
+	for i, m := range f.minions {
+		if perSec > 0 {
+			if d := time.Until(t0.Add(time.Duration(i) * time.Second / time.Duration(perSec))); d > 0 {
+				time.Sleep(d)
+			}
+		}
 		f.wg.Add(1)
 		go func() {
 			defer f.wg.Done()

@@ -100,7 +100,7 @@ func connectStorm(ctx context.Context, cfg *Config, mp *masterProc, f *fleet) (R
 		return Row{}, err
 	}
 	t0 := time.Now()
-	f.start(ctx)
+	f.start(ctx, cfg.Ramp)
 	up, err := f.waitConnected(ctx, mp, 10*time.Minute)
 	if err != nil {
 		return Row{}, err
@@ -132,7 +132,11 @@ func connectStorm(ctx context.Context, cfg *Config, mp *masterProc, f *fleet) (R
 		rt = fmt.Sprintf("; Go heap %.1f KiB, stacks %.1f KiB, %.1f goroutines per minion",
 			gm["go_memstats_heap_alloc_bytes"]/1024/float64(n), gm["go_memstats_stack_inuse_bytes"]/1024/float64(n), gm["go_goroutines"]/float64(n))
 	}
-	return Row{Scenario: "connect storm", N: n, Count: up, Want: n,
+	name := "connect storm"
+	if cfg.Ramp > 0 {
+		name = fmt.Sprintf("connect, %d/s ramp", cfg.Ramp)
+	}
+	return Row{Scenario: name, N: n, Count: up, Want: n,
 		Figure: fmt.Sprintf("%.2f s to all connected", connected.Seconds()),
 		Detail: fmt.Sprintf("mine of all in %.1f s; master RSS %s → %s KiB (peak %s): **%.1f KiB per minion**",
 			mineDone.Seconds(), thousands(before), thousands(after), thousands(peak), per) + rt,
