@@ -149,12 +149,23 @@ func (r *Renderer) ExecuteIfWrapper(wrapper *nodes.Wrapper) error {
 func (r *Renderer) Execute() error {
 	// Determine the parent to be executed (for template inheritance)
 	root := r.RootNode
-	for root.Parent != nil {
+	for root.Parent != nil || root.ParentExpr != nil {
 		// As in Jinja2, a child template's statements outside its blocks
 		// ({% set %}, imports, macros) run before its parent renders;
 		// their output is discarded.
 		if err := r.runChildStatements(root); err != nil {
 			return err
+		}
+		if root.Parent == nil {
+			parent, err := r.loadParent(root)
+			if err != nil {
+				line := 0
+				if pos := root.ParentExpr.Position(); pos != nil {
+					line = pos.Line
+				}
+				return errors.Wrapf(err, "Unable to execute controlStructure at line %d: extends", line)
+			}
+			root.Parent = parent
 		}
 		root = root.Parent
 	}
@@ -198,4 +209,25 @@ func (r *Renderer) Evaluator() *Evaluator {
 func (r *Renderer) Eval(node nodes.Expression) *Value {
 	e := r.Evaluator()
 	return e.Eval(node)
+}
+
+// loadParent evaluates {% extends expr %} and parses that template.
+func (r *Renderer) loadParent(child *nodes.Template) (*nodes.Template, error) {
+	v := r.Eval(child.ParentExpr)
+	if v.IsError() {
+		return nil, v
+	}
+	name, err := r.Loader.Resolve(v.String())
+	if err != nil {
+		return nil, errors.Wrapf(err, "extends %q", v.String())
+	}
+	loader, err := r.Loader.Inherit(name)
+	if err != nil {
+		return nil, err
+	}
+	tpl, err := NewTemplate(name, r.Config, loader, r.Environment)
+	if err != nil {
+		return nil, errors.Wrapf(err, "extends %q", name)
+	}
+	return tpl.root, nil
 }

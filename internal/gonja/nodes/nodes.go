@@ -50,6 +50,9 @@ type Template struct {
 	Blocks     BlockSet
 	Macros     map[string]*Macro
 	Parent     *Template
+	// ParentExpr is {% extends expr %} with a name known only when
+	// rendering; the parent is loaded then.
+	ParentExpr Expression
 }
 
 func (t *Template) Position() *tokens.Token { return t.Nodes[0].Position() }

@@ -38,17 +38,22 @@ func extendsParser(p *parser.Parser, args *parser.Parser) (nodes.ControlStructur
 	}
 
 	// var filename nodes.Node
-	if filename := args.Match(tokens.String); filename != nil {
-		cs.filename = filename.Val
-
+	expr, err := args.ParseExpression()
+	if err != nil {
+		return nil, err
+	}
+	if lit, ok := expr.(*nodes.String); ok {
+		cs.filename = lit.Val
 		extended, err := p.Extend(cs.filename)
 		if err != nil {
-			return nil, fmt.Errorf("unable to load template '%s': %s", filename, err)
+			return nil, fmt.Errorf("unable to load template '%s': %s", lit.Val, err)
 		}
-
 		p.Template.Parent = extended
 	} else {
-		return nil, args.Error("tag 'extends' requires a template filename as string", args.Current())
+		if p.Template.ParentExpr != nil {
+			return nil, args.Error("this template has already one parent", args.Current())
+		}
+		p.Template.ParentExpr = expr
 	}
 
 	if tok := args.MatchName("with", "without"); tok != nil {
