@@ -212,7 +212,10 @@ func TestKeyFlowPendingAcceptedRejected(t *testing.T) {
 	bad := startMinion(t, "bad1", port, filepath.Join(dir, "bad1"), nil, nil)
 
 	waitFor(t, "both keys pending", 5*time.Second, func() bool { return len(keyList(t, tm)["pending"]) == 2 })
-	if web.Connected() || web.KeyState() != "pending" {
+	// The key shows pending on the master a moment before the minion has
+	// read the master's answer; wait for that, then it must not connect.
+	waitFor(t, "web1 told pending", 5*time.Second, func() bool { return web.KeyState() == "pending" })
+	if web.Connected() {
 		t.Fatalf("web1 before acceptance: connected=%v state=%q", web.Connected(), web.KeyState())
 	}
 	// Unaccepted minions receive nothing: they are not even targetable.
