@@ -1109,6 +1109,15 @@ func (v *Value) GetItem(key any) (*Value, bool) {
 			}
 		} else if val.Kind() == reflect.Struct && val.Type() == TypeDict {
 			for _, pair := range val.Interface().(Dict).Pairs {
+				// brine: string keys compared without Value.String's
+				// reflection round trip; hosts.sls looks up a 1,000-key
+				// mine result once per minion in its loop.
+				if k := pair.Key.Val; k.IsValid() && k.Kind() == reflect.String {
+					if k.String() == t {
+						return pair.Value, true
+					}
+					continue
+				}
 				if pair.Key.String() == t {
 					return pair.Value, true
 				}
