@@ -37,6 +37,7 @@ type Master struct {
 	ReactorSecrets       map[string]string   `yaml:"reactor_secrets" doc:"Named secret files for salt['hook.verify_github'](data, NAME) in reactor SLS." default:"{}"`
 	Webhook              *Webhook            `yaml:"webhook" doc:"The /hook/ endpoint; off unless set." default:"off"`
 	MetricsListen        string              `yaml:"metrics_listen" doc:"Address for the Prometheus /metrics endpoint; empty disables it." default:""`
+	MetricsPprof         bool                `yaml:"metrics_pprof" doc:"Also serve Go's /debug/pprof profiles on metrics_listen (for profiling a master under load; leave off in production: profiles show code paths and can cost CPU)." default:"false"`
 	LogLevel             string              `yaml:"log_level" doc:"debug, info, warning or error." default:"info"`
 	LogFormat            string              `yaml:"log_format" doc:"text or json." default:"text"`
 	Cluster              *Cluster            `yaml:"cluster" doc:"Several masters as one on NATS JetStream; off by default." default:"off"`

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/http/pprof"
 	"path/filepath"
 	"time"
 
@@ -101,6 +102,13 @@ func (m *Master) startReactor(ctx context.Context) {
 		srv := &http.Server{Addr: m.cfg.MetricsListen, ReadHeaderTimeout: 5 * time.Second}
 		mux := http.NewServeMux()
 		mux.Handle("/metrics", m.MetricsHandler())
+		if m.cfg.MetricsPprof {
+			mux.HandleFunc("/debug/pprof/", pprof.Index)
+			mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+			mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+			mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+			m.log.Warn("serving /debug/pprof on the metrics listener", "addr", m.cfg.MetricsListen)
+		}
 		srv.Handler = mux
 		go func() {
 			if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
