@@ -135,6 +135,7 @@ func startMaster(ctx context.Context, bin, dir, statesDir, hookTarget string) (*
 		"autosign_token_file": filepath.Join(dir, "autosign.token"),
 		"log_level":           "warning",
 		"metrics_listen":      mp.metricsAddr,
+		"metrics_pprof":       true, // profile the master while it is under load (go tool pprof http://<addr>/debug/pprof/heap)
 		"file_roots":          map[string]any{"base": []any{tree}},
 		"pillar_roots":        map[string]any{"base": []any{filepath.Join(dir, "pillar")}},
 		"mine_functions":      map[string]any{"network.ip_addrs": []any{}, "network.get_hostname": []any{}},
