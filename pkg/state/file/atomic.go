@@ -63,10 +63,16 @@ func WriteAtomic(path string, data []byte, perm fs.FileMode, uid, gid int) error
 	if err := os.Rename(tmpName, path); err != nil {
 		if errors.Is(err, syscall.EBUSY) || errors.Is(err, syscall.EXDEV) {
 			// A bind-mounted file (Docker's /etc/hosts) cannot be
-			// renamed over; writing in place is the only way left.
-			os.Remove(tmpName)
+			// renamed over; writing in place is the only way left. The
+			// fsynced temp stays as the recovery copy until the in-place
+			// write is durable: a crash in between leaves the intended
+			// content beside the file, never only a torn file.
 			ok = true
-			return writeInPlace(path, data)
+			if err := writeInPlace(path, data); err != nil {
+				return fmt.Errorf("%w (the intended content is in %s)", err, tmpName)
+			}
+			os.Remove(tmpName)
+			return nil
 		}
 		return fmt.Errorf("write %s: rename: %w", path, err)
 	}
@@ -75,13 +81,20 @@ func WriteAtomic(path string, data []byte, perm fs.FileMode, uid, gid int) error
 }
 
 func writeInPlace(path string, data []byte) error {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_TRUNC, 0)
+	// Not O_TRUNC: overwrite from the start, then cut to the new length,
+	// so a crash mid-way leaves the new bytes followed by the old tail
+	// rather than an empty file.
+	f, err := os.OpenFile(path, os.O_WRONLY, 0)
 	if err != nil {
 		return fmt.Errorf("write %s in place: %w", path, err)
 	}
-	if _, err := f.Write(data); err != nil {
+	if _, err := f.WriteAt(data, 0); err != nil {
 		f.Close()
 		return fmt.Errorf("write %s in place: %w", path, err)
+	}
+	if err := f.Truncate(int64(len(data))); err != nil {
+		f.Close()
+		return fmt.Errorf("write %s in place: truncate: %w", path, err)
 	}
 	if err := f.Sync(); err != nil {
 		f.Close()
