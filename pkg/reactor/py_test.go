@@ -75,11 +75,15 @@ func postSHA1(t testing.TB, url, path string, body []byte, delivery, sig string)
 
 func TestPyDeployReactorOverWebhook(t *testing.T) {
 	body := pushBody(t, "")
+	deleted := pushBody(t, strings.Repeat("0", 40))
 	cases := []struct {
 		name, path, sig string
+		body            []byte
 		want            []call
 		failed          bool
 	}{
+		// GitHub's push for a deleted branch: signed, but nothing to deploy.
+		{name: "branch deleted", path: "/hook/deploy/php-web-host", sig: signSHA1(pyKey, deleted), body: deleted},
 		{name: "good signature", path: "/hook/deploy/php-web-host", sig: signSHA1(pyKey, body),
 			want: []call{{Tgt: "roles:php-web-host", TgtType: "grain", Fun: "state.sls", Args: []any{"php-web-host.deploy", "prod"}, Kwargs: map[string]any{}, User: User}}},
 		{name: "wrong key", path: "/hook/deploy/web", sig: signSHA1("guess", body)},
@@ -92,7 +96,11 @@ func TestPyDeployReactorOverWebhook(t *testing.T) {
 			local := &fakeLocal{}
 			r, bus, url := pyStack(t, local)
 			events := collect(t, bus, "reactor/*")
-			if st := postSHA1(t, url, c.path, body, fmt.Sprint("d", i), c.sig); st != 200 {
+			b := body
+			if c.body != nil {
+				b = c.body
+			}
+			if st := postSHA1(t, url, c.path, b, fmt.Sprint("d", i), c.sig); st != 200 {
 				t.Fatalf("status %d", st)
 			}
 			waitFor(t, "the reaction", 10*time.Second, func() bool {

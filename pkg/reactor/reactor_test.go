@@ -860,6 +860,8 @@ func TestCodeDeploySkips(t *testing.T) {
 		body string
 	}{
 		{"branch deleted", `{"ref":"refs/heads/old","after":"0000000000000000000000000000000000000000","deleted":true,"repository":{"clone_url":"x"}}`},
+		// Forty zeros without "deleted" (some git hosts send only that).
+		{"after of forty zeros", `{"ref":"refs/heads/old","after":"0000000000000000000000000000000000000000","repository":{"clone_url":"x"}}`},
 		{"not a push (issues event)", `{"action":"opened","issue":{"number":1}}`},
 		{"empty body", `{}`},
 	}

@@ -15,6 +15,10 @@ def run():
     target = tag.split('/')[-1]
     key = __opts__.get('github', {}).get('webhook-key')
     if hmac.new(key, body, hashlib.sha1).hexdigest() == signature:
+        post = data.get('post', {})
+        if post.get('deleted') or post.get('after') == '0' * 40:
+            # A deleted branch has nothing to deploy.
+            return {}
         return {
             'github_webhook_deploy': {
                 'local.state.sls': [

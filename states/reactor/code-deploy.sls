@@ -15,7 +15,7 @@ deploy_{{ role }}_bad_signature:
         role: {{ role | tojson }}
         reason: bad signature
         remote_addr: {{ data.get('remote_addr', '') | tojson }}
-{%- elif post.get('after') and not post.get('deleted') %}
+{%- elif post.get('after') and post.get('after') != '0' * 40 and not post.get('deleted') %}
 deploy_{{ role }}:
   local.state.apply:
     - tgt: {{ ('roles:' ~ role) | tojson }}
