@@ -131,7 +131,7 @@ type Minion struct {
 	Grains             map[string]any `yaml:"grains" doc:"Static grains merged over the core grains." default:"{}"`
 	MineFunctions      any            `yaml:"mine_functions" doc:"Salt's mine_functions." default:"{}"`
 	MineInterval       float64        `yaml:"mine_interval" doc:"Minutes between mine refreshes." default:"60"`
-	MineChangePoll     float64        `yaml:"mine_change_poll" doc:"Seconds between checks for changed addresses or hostname (re-publishes the mine at once)." default:"2"`
+	MineChangePoll     float64        `yaml:"mine_change_poll" doc:"Seconds between checks for changed addresses or hostname (re-publishes the mine at once); netlink is watched too. Negative turns change detection off, as in Salt (the mine then refreshes every mine_interval)." default:"2"`
 	HostsFile          string         `yaml:"hosts_file" doc:"File host.present and host.absent manage." default:"/etc/hosts"`
 	AcceptanceWaitTime float64        `yaml:"acceptance_wait_time" doc:"Seconds between reconnects while the key is rejected or denied." default:"10"`
 	ReconDefault       float64        `yaml:"recon_default" doc:"Milliseconds before the first reconnect; doubles up to recon_max, with jitter." default:"1000"`

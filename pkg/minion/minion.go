@@ -122,7 +122,11 @@ func New(cfg config.Minion, log *slog.Logger) (*Minion, error) {
 	m.localMine = specs
 	interval := time.Duration(cfg.MineInterval * float64(time.Minute))
 	m.mine = mine.NewScheduler(specs, m.runForMine, m.publishMine, interval, m.log)
-	if cfg.MineChangePoll > 0 {
+	// Negative turns change detection off (the scheduler's convention):
+	// Salt's behaviour, and what a load generator running thousands of
+	// minions on one host's interfaces needs (a netlink socket each would
+	// exhaust its open files).
+	if cfg.MineChangePoll != 0 {
 		m.mine.ChangePoll = time.Duration(cfg.MineChangePoll * float64(time.Second))
 	}
 	return m, nil
