@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/brine-cm/brine/internal/gonja/exec"
+	"github.com/brine-cm/brine/pkg/state/render/saltyaml"
 )
 
 // List is how every list lives inside a template. gonja keeps plain Go
@@ -442,29 +443,4 @@ func pyStrRepr(s string) string {
 }
 
 // pyFloat formats like Python's float repr.
-func pyFloat(f float64) string {
-	switch {
-	case math.IsNaN(f):
-		return "nan"
-	case math.IsInf(f, 1):
-		return "inf"
-	case math.IsInf(f, -1):
-		return "-inf"
-	}
-	e := strconv.FormatFloat(f, 'e', -1, 64)
-	mant, exp, _ := strings.Cut(e, "e")
-	x, _ := strconv.Atoi(exp)
-	if x < -4 || x >= 16 {
-		sign := "+"
-		if x < 0 {
-			sign = "-"
-			x = -x
-		}
-		return fmt.Sprintf("%se%s%02d", mant, sign, x)
-	}
-	s := strconv.FormatFloat(f, 'f', -1, 64)
-	if !strings.ContainsAny(s, ".") {
-		s += ".0"
-	}
-	return s
-}
+func pyFloat(f float64) string { return saltyaml.PyFloat(f) }

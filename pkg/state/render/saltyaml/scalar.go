@@ -186,14 +186,14 @@ func KeyString(k any) string {
 		}
 		return "False"
 	case float64:
-		return pyFloatString(x)
+		return PyFloat(x)
 	}
 	return fmt.Sprint(k)
 }
 
-// pyFloatString prints a float as Python's str() does: 1.0, 0.5, 1e+16,
-// inf, nan.
-func pyFloatString(f float64) string {
+// PyFloat prints a float as Python's repr() and str() do: 1.0, 0.5,
+// 1e+16, 1e-05, inf, nan. The Jinja engine prints floats with it too.
+func PyFloat(f float64) string {
 	switch {
 	case math.IsNaN(f):
 		return "nan"
@@ -202,15 +202,18 @@ func pyFloatString(f float64) string {
 	case math.IsInf(f, -1):
 		return "-inf"
 	}
-	if a := math.Abs(f); a != 0 && (a >= 1e16 || a < 1e-4) {
-		s := strconv.FormatFloat(f, 'e', -1, 64)
-		mant, exp, _ := strings.Cut(s, "e")
-		sign := exp[0]
-		digits := strings.TrimLeft(exp[1:], "0")
-		if len(digits) < 2 {
-			digits = strings.Repeat("0", 2-len(digits)) + digits
+	// Python switches to exponent form by the exponent of the shortest
+	// repr, not by magnitude: 9.999999999999999e+15 vs 1e+16.
+	e := strconv.FormatFloat(f, 'e', -1, 64)
+	mant, exp, _ := strings.Cut(e, "e")
+	x, _ := strconv.Atoi(exp)
+	if x < -4 || x >= 16 {
+		sign := "+"
+		if x < 0 {
+			sign = "-"
+			x = -x
 		}
-		return mant + "e" + string(sign) + digits
+		return fmt.Sprintf("%se%s%02d", mant, sign, x)
 	}
 	s := strconv.FormatFloat(f, 'f', -1, 64)
 	if !strings.Contains(s, ".") {
