@@ -27,6 +27,7 @@ func openStore(t testing.TB) (*FileStore, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { s.Close() })
 	return s, dir
 }
 
@@ -112,25 +113,36 @@ func TestSaveGetRoundTrip(t *testing.T) {
 func jsonOf(v any) string { b, _ := json.Marshal(v); return string(b) }
 
 // TestGoldenFiles pins the on-disk JSON: other tools (and a future
-// JetStream store's migration) read these files.
+// JetStream store's migration) read these files. job.json is compared
+// indented; the returns log as it is, one line per return.
 func TestGoldenFiles(t *testing.T) {
 	s, dir := openStore(t)
 	jid := jidAt(t0)
 	mustSave(t, s, sampleJob(jid))
 	mustReturn(t, s, sampleReturn(jid, "web1"))
-	for _, f := range []struct{ path, golden string }{
-		{filepath.Join(dir, jid, "job.json"), "job.json.golden"},
-		{filepath.Join(dir, jid, "ret", "web1.json"), "ret.json.golden"},
+	r2 := sampleReturn(jid, "web2")
+	r2.Success, r2.Retcode, r2.Error, r2.Return = false, 1, "state failed", []any{"line 1", 2.5}
+	mustReturn(t, s, r2)
+	for _, f := range []struct {
+		path, golden string
+		indent       bool
+	}{
+		{filepath.Join(dir, jid, "job.json"), "job.json.golden", true},
+		{filepath.Join(dir, jid, "returns.jsonl"), "returns.jsonl.golden", false},
 	} {
 		got, err := os.ReadFile(f.path)
 		if err != nil {
 			t.Fatal(err)
 		}
 		var pretty bytes.Buffer
-		if err := json.Indent(&pretty, got, "", "  "); err != nil {
-			t.Fatal(err)
+		if f.indent {
+			if err := json.Indent(&pretty, got, "", "  "); err != nil {
+				t.Fatal(err)
+			}
+			pretty.WriteByte('\n')
+		} else {
+			pretty.Write(got)
 		}
-		pretty.WriteByte('\n')
 		golden := filepath.Join("testdata", f.golden)
 		if *update {
 			if err := os.WriteFile(golden, pretty.Bytes(), 0o644); err != nil {
@@ -155,9 +167,8 @@ func TestLayoutAndModes(t *testing.T) {
 	for p, want := range map[string]fs.FileMode{
 		dir:                                 fs.ModeDir | 0o700,
 		filepath.Join(dir, jid):             fs.ModeDir | 0o700,
-		filepath.Join(dir, jid, "ret"):      fs.ModeDir | 0o700,
-		filepath.Join(dir, jid, "job.json"): 0o600,
-		filepath.Join(dir, jid, "ret", "web1.json"): 0o600,
+		filepath.Join(dir, jid, "job.json"):      0o600,
+		filepath.Join(dir, jid, "returns.jsonl"): 0o600,
 	} {
 		fi, err := os.Stat(p)
 		if err != nil {
@@ -167,7 +178,10 @@ func TestLayoutAndModes(t *testing.T) {
 			t.Errorf("%s: mode %v, want %v", p, got, want)
 		}
 	}
-	// No temp files left behind.
+	// No temp files left behind, and no file per return.
+	if _, err := os.Stat(filepath.Join(dir, jid, "ret")); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("ret/ created: %v", err)
+	}
 	filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
 		if err == nil && strings.HasPrefix(d.Name(), ".") {
 			t.Errorf("leftover %s", p)
@@ -300,17 +314,44 @@ func TestListNewestFirst(t *testing.T) {
 		}
 	}
 
-	// List reads only the newest jobs: a corrupt old job does not disturb
-	// a short listing, and a full listing reports it by file.
-	oldest := filepath.Join(dir, jids[29], "job.json")
-	if err := os.WriteFile(oldest, []byte("{not json"), 0o600); err != nil {
-		t.Fatal(err)
+	// A crash between write and fsync can leave job.json empty, cut
+	// short or garbled: List skips such a job (and logs it) instead of
+	// failing the whole listing; Get names the file.
+	damaged := map[string][]byte{
+		jids[0]:  nil,                     // empty
+		jids[10]: []byte(`{"jid":"2024`), // cut short
+		jids[29]: []byte("{not json"),     // garbled
 	}
-	if _, err := s.List(ctx, 5); err != nil {
-		t.Errorf("List(5) read an old job: %v", err)
+	for jid, content := range damaged {
+		if err := os.WriteFile(filepath.Join(dir, jid, "job.json"), content, 0o600); err != nil {
+			t.Fatal(err)
+		}
 	}
-	if _, err := s.List(ctx, 0); err == nil || !strings.Contains(err.Error(), oldest) {
-		t.Errorf("List(0) err = %v, want one naming %s", err, oldest)
+	got, err := s.List(ctx, 0)
+	if err != nil {
+		t.Fatalf("List with damaged records: %v", err)
+	}
+	var want []string
+	for _, jid := range jids {
+		if _, bad := damaged[jid]; !bad {
+			want = append(want, jid)
+		}
+	}
+	var gotJIDs []string
+	for _, j := range got {
+		gotJIDs = append(gotJIDs, j.JID)
+	}
+	if !slices.Equal(gotJIDs, want) {
+		t.Errorf("List with damaged records = %v, want %v", gotJIDs, want)
+	}
+	if got, _ := s.List(ctx, 3); len(got) != 3 || got[0].JID != jids[1] {
+		t.Errorf("List(3) with the newest damaged = %d jobs, first %v", len(got), got)
+	}
+	for jid := range damaged {
+		path := filepath.Join(dir, jid, "job.json")
+		if _, _, err := s.Get(ctx, jid); err == nil || !strings.Contains(err.Error(), path) {
+			t.Errorf("Get of damaged %s: err = %v, want one naming %s", jid, err, path)
+		}
 	}
 }
 
