@@ -165,8 +165,8 @@ func TestLayoutAndModes(t *testing.T) {
 	mustSave(t, s, sampleJob(jid))
 	mustReturn(t, s, sampleReturn(jid, "web1"))
 	for p, want := range map[string]fs.FileMode{
-		dir:                                 fs.ModeDir | 0o700,
-		filepath.Join(dir, jid):             fs.ModeDir | 0o700,
+		dir:                                      fs.ModeDir | 0o700,
+		filepath.Join(dir, jid):                  fs.ModeDir | 0o700,
 		filepath.Join(dir, jid, "job.json"):      0o600,
 		filepath.Join(dir, jid, "returns.jsonl"): 0o600,
 	} {
@@ -318,9 +318,9 @@ func TestListNewestFirst(t *testing.T) {
 	// short or garbled: List skips such a job (and logs it) instead of
 	// failing the whole listing; Get names the file.
 	damaged := map[string][]byte{
-		jids[0]:  nil,                     // empty
+		jids[0]:  nil,                    // empty
 		jids[10]: []byte(`{"jid":"2024`), // cut short
-		jids[29]: []byte("{not json"),     // garbled
+		jids[29]: []byte("{not json"),    // garbled
 	}
 	for jid, content := range damaged {
 		if err := os.WriteFile(filepath.Join(dir, jid, "job.json"), content, 0o600); err != nil {
