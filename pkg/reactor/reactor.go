@@ -525,9 +525,28 @@ func (r *Reactor) work(ctx context.Context) {
 	}
 }
 
+// rendered is one reactor file's reactions for an event, or why it has
+// none.
+type rendered struct {
+	file      string
+	reactions []reaction
+	err       error
+}
+
+// process reacts to one event. Rendering (template, YAML, #!py) has no
+// side effects and runs in parallel on any worker; only the step that acts
+// (publishing jobs, sending events) waits for the previous event of the
+// same tag, and recording the event as reacted to happens after the next
+// one is released. So one busy hook path is limited by its publishes, not
+// by rendering and spool writes as well.
 func (r *Reactor) process(ctx context.Context, j job) {
-	if j.done != nil {
-		defer r.finished(j)
+	var out []rendered
+	for _, file := range r.matches(j.tag) {
+		if ctx.Err() != nil {
+			break
+		}
+		rs, err := r.render(file, j.tag, j.data)
+		out = append(out, rendered{file: file, reactions: rs, err: err})
 	}
 	// The queue is FIFO, so the event this one waits for was taken by
 	// another worker already: waiting here cannot starve it.
@@ -537,11 +556,14 @@ func (r *Reactor) process(ctx context.Context, j job) {
 		case <-ctx.Done():
 		}
 	}
-	for _, file := range r.matches(j.tag) {
+	for _, rd := range out {
 		if ctx.Err() != nil {
 			break
 		}
-		r.runFile(ctx, j, file)
+		r.act(ctx, j, rd)
+	}
+	if j.done != nil {
+		defer r.finished(j)
 	}
 	if j.spoolID == "" {
 		return
@@ -573,15 +595,16 @@ func (r *Reactor) outcome(o string) {
 	r.mu.Unlock()
 }
 
-func (r *Reactor) runFile(ctx context.Context, j job, file string) {
-	reactions, err := r.render(file, j.tag, j.data)
-	if err != nil {
+// act publishes one file's rendered reactions, in file order.
+func (r *Reactor) act(ctx context.Context, j job, rd rendered) {
+	file := rd.file
+	if rd.err != nil {
 		r.outcome("failed")
-		r.log.Error("reactor file failed", "tag", j.tag, "file", file, "err", err)
-		r.fire(ctx, TagFailed, map[string]any{"tag": j.tag, "file": file, "error": err.Error()})
+		r.log.Error("reactor file failed", "tag", j.tag, "file", file, "err", rd.err)
+		r.fire(ctx, TagFailed, map[string]any{"tag": j.tag, "file": file, "error": rd.err.Error()})
 		return
 	}
-	for _, rc := range reactions {
+	for _, rc := range rd.reactions {
 		jid, err := r.execute(ctx, rc)
 		if err != nil {
 			r.outcome("failed")
