@@ -295,6 +295,10 @@ func (s *JobStore) List(ctx context.Context, limit int) ([]job.Job, error) {
 	return out, nil
 }
 
+// Close implements job.Store: every write was acknowledged by the bucket
+// already, and the Node owns the connection.
+func (s *JobStore) Close() error { return nil }
+
 // Prune implements job.Store.
 func (s *JobStore) Prune(ctx context.Context, olderThan time.Time) (int, error) {
 	jids, err := s.jids(ctx)

@@ -62,6 +62,11 @@ type Store interface {
 	// Prune deletes jobs whose jid time is before olderThan and reports
 	// how many it removed.
 	Prune(ctx context.Context, olderThan time.Time) (int, error)
+	// Close makes what was written durable and releases open files; the
+	// master calls it at shutdown. FileStore syncs job records in the
+	// background, so without it the last second of SaveJobs may be lost
+	// to a power cut right after shutdown.
+	Close() error
 }
 
 var (
@@ -130,8 +135,9 @@ func ParseJID(jid string) (time.Time, error) {
 	return t.Add(time.Duration(frac) * time.Microsecond), nil
 }
 
-// checkMinionID applies the shared minion id rule (pkg/minionid): a
-// return's minion id becomes ret/<id>.json.
+// checkMinionID applies the shared minion id rule (pkg/minionid): the id
+// is a key of the returns log and, in caches written before it, a file
+// name (ret/<id>.json).
 func checkMinionID(id string) error {
 	if err := minionid.Validate(id); err != nil {
 		return fmt.Errorf("%w: %w", ErrInvalidMinionID, err)
