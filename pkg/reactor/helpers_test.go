@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
+	"encoding/json"
 	"encoding/hex"
 	"fmt"
 	"os"
@@ -176,4 +177,38 @@ func (c *collector) withTag(tag string) []event.Event {
 		}
 	}
 	return out
+}
+
+// spooledOnDisk counts the events a spool directory holds not marked
+// reacted to, reading the journal and legacy files as a restart would.
+func spooledOnDisk(t testing.TB, spoolDir string) int {
+	t.Helper()
+	dir := filepath.Join(spoolDir, "journal")
+	segs, err := listSegments(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	open := map[string]bool{}
+	for _, seq := range segs {
+		b, err := os.ReadFile(filepath.Join(dir, segmentName(seq)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		payloads, _ := readFrames(b)
+		for _, p := range payloads {
+			var rec record
+			if err := json.Unmarshal(p, &rec); err != nil {
+				t.Fatal(err)
+			}
+			open[rec.ID] = rec.Op == "accept"
+		}
+	}
+	n := 0
+	for _, o := range open {
+		if o {
+			n++
+		}
+	}
+	legacy, _ := filepath.Glob(filepath.Join(spoolDir, "pending", "*.json"))
+	return n + len(legacy)
 }

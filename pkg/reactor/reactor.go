@@ -388,8 +388,13 @@ func (r *Reactor) Run(ctx context.Context) error {
 }
 
 // replay queues spool entries left by an earlier process (or accepted
-// before Run), waiting for queue room rather than overflowing.
+// before Run), waiting for queue room rather than overflowing: first an
+// earlier version's event files, then the journal's events.
 func (r *Reactor) replay(ctx context.Context) {
+	for _, err := range r.spool.damaged {
+		r.log.Error("reactor spool damaged", "err", err)
+		r.fire(ctx, TagFailed, map[string]any{"tag": "", "file": "", "error": err.Error()})
+	}
 	ids, temps, err := r.spool.list()
 	if err != nil {
 		r.log.Error("reading reactor spool", "err", err)
@@ -404,6 +409,7 @@ func (r *Reactor) replay(ctx context.Context) {
 		}
 	}
 	r.mu.Unlock()
+	n := 0
 	for _, id := range ids {
 		r.mu.Lock()
 		queued := r.inQueue[id]
@@ -423,37 +429,52 @@ func (r *Reactor) replay(ctx context.Context) {
 			}
 			continue
 		}
-		key := ""
-		if rec.Delivery != "" {
-			key = deliveryKey(rec.Tag, rec.Delivery)
-			if r.spool.isDelivered(key) {
-				// Reacted to and recorded; only the removal was lost.
-				if err := r.spool.remove(id, true); err != nil {
-					r.log.Warn("removing reacted spool entry", "id", id, "err", err)
-				}
-				continue
-			}
+		if !r.replayOne(ctx, rec, data) {
+			return
 		}
-		for !r.tryReserve() {
-			select {
-			case <-ctx.Done():
-				return
-			case <-r.stop:
-				return
-			case <-time.After(10 * time.Millisecond):
-			}
-		}
-		r.mu.Lock()
-		r.inQueue[id] = true
-		if key != "" {
-			r.inFlight[key] = id
-		}
-		r.mu.Unlock()
-		r.enqueue(job{tag: rec.Tag, data: data, spoolID: id, delivery: key})
+		n++
 	}
-	if len(ids) > 0 {
-		r.log.Info("replayed reactor spool", "entries", len(ids))
+	for _, e := range r.spool.replayed {
+		if !r.replayOne(ctx, e.rec, e.data) {
+			return
+		}
+		n++
 	}
+	r.spool.replayed = nil
+	if n > 0 {
+		r.log.Info("replayed reactor spool", "entries", n)
+	}
+}
+
+// replayOne queues one spooled event; false when the reactor stopped.
+func (r *Reactor) replayOne(ctx context.Context, rec record, data map[string]any) bool {
+	id := rec.ID
+	key := ""
+	if rec.Delivery != "" {
+		key = deliveryKey(rec.Tag, rec.Delivery)
+		if r.spool.isDelivered(key) {
+			// Reacted to and recorded; only the "done" record was lost.
+			r.spool.done(id, "")
+			return true
+		}
+	}
+	for !r.tryReserve() {
+		select {
+		case <-ctx.Done():
+			return false
+		case <-r.stop:
+			return false
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	r.mu.Lock()
+	r.inQueue[id] = true
+	if key != "" {
+		r.inFlight[key] = id
+	}
+	r.mu.Unlock()
+	r.enqueue(job{tag: rec.Tag, data: data, spoolID: id, delivery: key})
+	return true
 }
 
 // dispatch queues bus events that match a rule, dropping (and counting)
@@ -562,13 +583,22 @@ func (r *Reactor) process(ctx context.Context, j job) {
 		}
 		r.act(ctx, j, rd)
 	}
+	// The record that this event was reacted to is queued before the
+	// tag's next event may act: records reach the disk in order, so a
+	// crash can never leave a later deploy recorded and an earlier one
+	// to be replayed after it.
+	var m mark
+	recording := j.spoolID != "" && ctx.Err() == nil
+	if recording {
+		m = r.spool.markDone(j.spoolID, j.delivery)
+	}
 	if j.done != nil {
-		defer r.finished(j)
+		r.finished(j)
 	}
 	if j.spoolID == "" {
 		return
 	}
-	if ctx.Err() != nil {
+	if !recording {
 		// Shutting down mid-way: keep the entry for the next start.
 		r.mu.Lock()
 		delete(r.inQueue, j.spoolID)
@@ -578,7 +608,7 @@ func (r *Reactor) process(ctx context.Context, j job) {
 		r.mu.Unlock()
 		return
 	}
-	if err := r.spool.done(j.spoolID, j.delivery); err != nil {
+	if err := r.spool.finish(m); err != nil {
 		r.log.Error("recording reacted event", "tag", j.tag, "err", err)
 	}
 	r.mu.Lock()

@@ -148,8 +148,8 @@ func TestHookToDeploy(t *testing.T) {
 		t.Fatalf("hook events on bus: %v", hooks)
 	}
 	waitFor(t, "the spool to empty", 2*time.Second, func() bool { return s.reactor.Stats().Spooled == 0 })
-	if ents, _ := os.ReadDir(filepath.Join(s.spool, "pending")); len(ents) != 0 {
-		t.Errorf("spool still holds %d files", len(ents))
+	if n := spooledOnDisk(t, s.spool); n != 0 {
+		t.Errorf("spool still holds %d events", n)
 	}
 	if st := s.reactor.Stats(); st.Reactions["started"] != 1 || st.Reactions["failed"] != 0 {
 		t.Errorf("stats %+v", st)
@@ -280,8 +280,8 @@ func TestCrashBeforeReaction(t *testing.T) {
 			}
 			body := pushBody(t, "")
 			tc.crash(t, cfg, body)
-			if ents, _ := os.ReadDir(filepath.Join(cfg.SpoolDir, "pending")); len(ents) != 1 {
-				t.Fatalf("spool holds %d entries after the crash, want 1", len(ents))
+			if n := spooledOnDisk(t, cfg.SpoolDir); n != 1 {
+				t.Fatalf("spool holds %d entries after the crash, want 1", n)
 			}
 
 			local := &fakeLocal{}
@@ -662,8 +662,8 @@ func TestDrainTimeoutKeepsSpool(t *testing.T) {
 		t.Fatalf("Drain: %v", err)
 	}
 	stop()
-	if ents, _ := os.ReadDir(filepath.Join(dir, "spool", "pending")); len(ents) != 3 {
-		t.Errorf("%d spool entries kept, want 3", len(ents))
+	if n := spooledOnDisk(t, filepath.Join(dir, "spool")); n != 3 {
+		t.Errorf("%d spool entries kept, want 3", n)
 	}
 }
 
@@ -715,33 +715,67 @@ func TestCorruptSpoolEntryIsQuarantined(t *testing.T) {
 	}
 }
 
+// Delivery ids are refused as replays for DeliveryRetention, then
+// forgotten: whole day files, and an earlier version's per-id files by
+// their mtime.
 func TestDeliveryRetention(t *testing.T) {
-	dir := t.TempDir()
-	cfg := Config{SpoolDir: dir, DeliveryRetention: time.Hour}
-	r, err := New(cfg, nil, &fakeLocal{}, nil)
-	if err != nil {
-		t.Fatal(err)
+	tests := []struct {
+		name string
+		// age makes the recorded delivery look older than the retention.
+		age func(t *testing.T, delivered string)
+	}{
+		{"day file", func(t *testing.T, delivered string) {
+			ents, _ := os.ReadDir(delivered)
+			if len(ents) != 1 || ents[0].Name() != time.Now().UTC().Format(dayLayout)+".log" {
+				t.Fatalf("delivery records %v, want one file for today", ents)
+			}
+			old := time.Now().UTC().Add(-72 * time.Hour).Format(dayLayout)
+			if err := os.Rename(filepath.Join(delivered, ents[0].Name()), filepath.Join(delivered, old+".log")); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"earlier version's per-id file", func(t *testing.T, delivered string) {
+			// What the earlier spool wrote: an empty file named by the key.
+			os.RemoveAll(delivered)
+			p := writeFile(t, delivered, deliveryKey("t/x", "old"), "")
+			old := time.Now().Add(-2 * time.Hour)
+			os.Chtimes(p, old, old)
+		}},
 	}
-	stop := runReactor(t, r)
-	if err := r.Accept(context.Background(), "t/x", map[string]any{}, "old"); err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, "recorded", 2*time.Second, func() bool { return r.Stats().Spooled == 0 })
-	stop()
-	ents, _ := os.ReadDir(filepath.Join(dir, "delivered"))
-	if len(ents) != 1 {
-		t.Fatalf("%d delivery records", len(ents))
-	}
-	old := time.Now().Add(-2 * time.Hour)
-	os.Chtimes(filepath.Join(dir, "delivered", ents[0].Name()), old, old)
-	r2, _ := New(cfg, nil, &fakeLocal{}, nil)
-	runReactor(t, r2)
-	waitFor(t, "prune", 2*time.Second, func() bool {
-		e, _ := os.ReadDir(filepath.Join(dir, "delivered"))
-		return len(e) == 0
-	})
-	if err := r2.Accept(context.Background(), "t/x", map[string]any{}, "old"); err != nil {
-		t.Fatalf("delivery past retention refused: %v", err)
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			cfg := Config{SpoolDir: dir, DeliveryRetention: time.Hour}
+			r, err := New(cfg, nil, &fakeLocal{}, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			stop := runReactor(t, r)
+			if err := r.Accept(context.Background(), "t/x", map[string]any{}, "old"); err != nil {
+				t.Fatal(err)
+			}
+			waitFor(t, "recorded", 2*time.Second, func() bool { return r.Stats().Spooled == 0 })
+			stop()
+			// Within the retention a restarted reactor refuses it.
+			r1, _ := New(cfg, nil, &fakeLocal{}, nil)
+			if err := r1.Accept(context.Background(), "t/x", map[string]any{}, "old"); !errors.Is(err, webhook.ErrReplayed) {
+				t.Fatalf("replayed delivery after restart: %v", err)
+			}
+			tc.age(t, filepath.Join(dir, "delivered"))
+			r2, _ := New(cfg, nil, &fakeLocal{}, nil)
+			if err := r2.Accept(context.Background(), "t/x", map[string]any{}, "fresh"); err != nil {
+				t.Fatal(err)
+			}
+			runReactor(t, r2)
+			waitFor(t, "prune", 2*time.Second, func() bool {
+				_, err := os.Stat(filepath.Join(dir, "delivered", deliveryKey("t/x", "old")))
+				old, _ := filepath.Glob(filepath.Join(dir, "delivered", time.Now().UTC().Add(-72*time.Hour).Format(dayLayout)+".log"))
+				return os.IsNotExist(err) && len(old) == 0
+			})
+			if err := r2.Accept(context.Background(), "t/x", map[string]any{}, "old"); err != nil {
+				t.Fatalf("delivery past retention refused: %v", err)
+			}
+		})
 	}
 }
 
@@ -820,37 +854,55 @@ func TestSaltURLReactorFile(t *testing.T) {
 	}
 }
 
-// A crash after the delivery was recorded but before the spool entry was
-// removed must not run the reaction again.
+// A crash after the delivery was recorded but before the event was marked
+// reacted to must not run the reaction again, whichever spool recorded it.
 func TestCrashAfterRecordBeforeRemove(t *testing.T) {
-	dir := t.TempDir()
-	file := writeFile(t, dir, "r.sls", "x:\n  local.test.ping:\n    - tgt: a\n")
-	cfg := Config{SpoolDir: filepath.Join(dir, "spool"), Rules: []Rule{{TagGlob: "t/*", Files: []string{file}}}}
-	sp, err := openSpool(cfg.SpoolDir)
-	if err != nil {
-		t.Fatal(err)
+	tests := []struct {
+		name   string
+		record func(t *testing.T, sp *spool, key string)
+	}{
+		{"day file", func(t *testing.T, sp *spool, key string) {
+			c, _ := sp.j.append(nil, key, 0, false)
+			<-c.done
+			if c.err != nil {
+				t.Fatal(c.err)
+			}
+		}},
+		{"earlier version's per-id file", func(t *testing.T, sp *spool, key string) {
+			if err := writeFileSync(filepath.Join(sp.delivered, key), nil); err != nil {
+				t.Fatal(err)
+			}
+		}},
 	}
-	now := time.Now()
-	id := newID(now)
-	if err := sp.write(id, "t/x", "d-1", map[string]any{}, now); err != nil {
-		t.Fatal(err)
-	}
-	if err := writeFileSync(filepath.Join(sp.delivered, deliveryKey("t/x", "d-1")), nil); err != nil {
-		t.Fatal(err)
-	}
-	local := &fakeLocal{}
-	r, err := New(cfg, nil, local, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	runReactor(t, r)
-	waitFor(t, "the stale entry to go", 2*time.Second, func() bool {
-		ents, _ := os.ReadDir(sp.pending)
-		return len(ents) == 0
-	})
-	time.Sleep(20 * time.Millisecond)
-	if n := local.n.Load(); n != 0 {
-		t.Fatalf("reaction ran %d times after its delivery was recorded", n)
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			file := writeFile(t, dir, "r.sls", "x:\n  local.test.ping:\n    - tgt: a\n")
+			cfg := Config{SpoolDir: filepath.Join(dir, "spool"), Rules: []Rule{{TagGlob: "t/*", Files: []string{file}}}}
+			sp, err := openSpool(cfg.SpoolDir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			now := time.Now()
+			if err := sp.write(newID(now), "t/x", "d-1", map[string]any{}, now); err != nil {
+				t.Fatal(err)
+			}
+			tc.record(t, sp, deliveryKey("t/x", "d-1"))
+			if n := spooledOnDisk(t, cfg.SpoolDir); n != 1 {
+				t.Fatalf("%d events spooled before the restart, want 1", n)
+			}
+			local := &fakeLocal{}
+			r, err := New(cfg, nil, local, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			runReactor(t, r)
+			waitFor(t, "the stale entry to go", 2*time.Second, func() bool { return spooledOnDisk(t, cfg.SpoolDir) == 0 })
+			time.Sleep(20 * time.Millisecond)
+			if n := local.n.Load(); n != 0 {
+				t.Fatalf("reaction ran %d times after its delivery was recorded", n)
+			}
+		})
 	}
 }
 

@@ -18,38 +18,200 @@ import (
 	"github.com/brine-cm/brine/pkg/webhook"
 )
 
-// The spool is a directory of one JSON file per accepted, not yet reacted
-// event (pending/) and one empty file per delivery id reacted to
-// (delivered/, named by a hash so sender-chosen ids never become paths).
-// Every step is made durable with fsync of the file and of its directory,
-// so the order "accepted -> reacted -> recorded -> removed" survives a
-// crash at any point; the only repeat a crash can cause is re-running a
-// reaction that was interrupted before it was recorded (at-least-once).
+// The spool holds accepted, not yet reacted events and the delivery ids
+// reacted to. Events and "reacted to" marks go to the journal (see
+// journal.go), delivery ids to one file per day under delivered/. The
+// order "accepted -> reacted -> recorded" survives a crash at any point;
+// the only repeat a crash can cause is re-running a reaction that was
+// interrupted before it was recorded (at-least-once).
+//
+// Spools written by earlier versions (one JSON file per event in
+// pending/, one empty file per delivery id in delivered/) are still read:
+// their events are replayed and their delivery ids refused.
 type spool struct {
-	pending, delivered string
-	// Directory fsyncs are shared by concurrent writers (group commit):
-	// one per file made the spool the limit of the webhook at ~300
-	// hooks/s (docs/BENCHMARKS.md).
-	pendingSync, deliveredSync *groupSync
+	pending, delivered, journalDir string
+	// pendingSync group-commits the legacy pending/ directory's fsyncs.
+	pendingSync *groupSync
+	j           *journal
+
+	mu    sync.Mutex
+	seqOf map[string]uint64    // journal events not yet reacted to -> segment
+	keys  map[string]time.Time // delivery keys reacted to -> when (at latest)
+
+	// Found at open, for Run to replay and report.
+	replayed []entry
+	damaged  []error
+}
+
+// entry is an event read back from the journal.
+type entry struct {
+	rec  record
+	data map[string]any
 }
 
 type record struct {
+	Op       string          `json:"op,omitempty"` // journal: accept, done
 	ID       string          `json:"id"`
-	Tag      string          `json:"tag"`
+	Tag      string          `json:"tag,omitempty"`
 	Delivery string          `json:"delivery,omitempty"`
-	Accepted time.Time       `json:"accepted"`
-	Data     json.RawMessage `json:"data"`
+	Accepted time.Time       `json:"accepted,omitzero"`
+	Data     json.RawMessage `json:"data,omitempty"`
 }
 
 func openSpool(dir string) (*spool, error) {
-	s := &spool{pending: filepath.Join(dir, "pending"), delivered: filepath.Join(dir, "delivered")}
-	s.pendingSync, s.deliveredSync = &groupSync{dir: s.pending}, &groupSync{dir: s.delivered}
-	for _, d := range []string{s.pending, s.delivered} {
+	s := &spool{pending: filepath.Join(dir, "pending"), delivered: filepath.Join(dir, "delivered"),
+		journalDir: filepath.Join(dir, "journal"), seqOf: map[string]uint64{}, keys: map[string]time.Time{}}
+	s.pendingSync = &groupSync{dir: s.pending}
+	for _, d := range []string{s.pending, s.delivered, s.journalDir} {
 		if err := os.MkdirAll(d, 0o700); err != nil {
 			return nil, fmt.Errorf("reactor spool: %w", err)
 		}
 	}
+	if err := s.loadDelivered(); err != nil {
+		return nil, err
+	}
+	if err := s.loadJournal(); err != nil {
+		return nil, err
+	}
 	return s, nil
+}
+
+// loadDelivered reads the delivery ids reacted to: day files, and the
+// empty per-id files of earlier versions (dated by their mtime).
+func (s *spool) loadDelivered() error {
+	ents, err := os.ReadDir(s.delivered)
+	if err != nil {
+		return fmt.Errorf("reactor spool: %w", err)
+	}
+	for _, e := range ents {
+		name := e.Name()
+		if day, ok := strings.CutSuffix(name, ".log"); ok {
+			t, err := time.Parse(dayLayout, day)
+			if err != nil {
+				continue
+			}
+			b, err := readAll(filepath.Join(s.delivered, name))
+			if err != nil {
+				return fmt.Errorf("reactor spool: %w", err)
+			}
+			// A line cut short by a crash was never acknowledged.
+			for _, k := range strings.Split(string(b), "\n") {
+				if isKey(k) {
+					s.keys[k] = t.Add(24 * time.Hour)
+				}
+			}
+			continue
+		}
+		if isKey(name) {
+			if info, err := e.Info(); err == nil {
+				s.keys[name] = info.ModTime()
+			}
+		}
+	}
+	return nil
+}
+
+func isKey(k string) bool {
+	if len(k) != 2*sha256.Size {
+		return false
+	}
+	_, err := hex.DecodeString(k)
+	return err == nil
+}
+
+// loadJournal reads every segment, keeps the events not marked reacted
+// to, rewrites them into a fresh segment and removes the old segments
+// (damaged ones are renamed *.bad and kept for a human).
+func (s *spool) loadJournal() error {
+	segs, err := listSegments(s.journalDir)
+	if err != nil {
+		return err
+	}
+	pend := map[string][]byte{}
+	var order []string
+	finished := map[string]bool{}
+	damaged := map[uint64]bool{}
+	for _, seq := range segs {
+		p := filepath.Join(s.journalDir, segmentName(seq))
+		b, err := readAll(p)
+		if err != nil {
+			return fmt.Errorf("reactor spool: %w", err)
+		}
+		payloads, err := readFrames(b)
+		if err != nil && seq != segs[len(segs)-1] {
+			// The last segment's torn tail is a write a crash cut short,
+			// never acknowledged; elsewhere a write failed or the disk
+			// lost data.
+			damaged[seq] = true
+			s.damaged = append(s.damaged, fmt.Errorf("reactor spool %s: %w after %d records; the rest is ignored", p, err, len(payloads)))
+		}
+		for i, pl := range payloads {
+			var rec record
+			if err := json.Unmarshal(pl, &rec); err != nil || rec.ID == "" {
+				damaged[seq] = true
+				s.damaged = append(s.damaged, fmt.Errorf("reactor spool %s: record %d unreadable: %v", p, i+1, err))
+				continue
+			}
+			switch rec.Op {
+			case "accept":
+				if !finished[rec.ID] && pend[rec.ID] == nil {
+					pend[rec.ID] = pl
+					order = append(order, rec.ID)
+				}
+			case "done":
+				finished[rec.ID] = true
+				delete(pend, rec.ID)
+			}
+		}
+	}
+	last := uint64(0)
+	if len(segs) > 0 {
+		last = segs[len(segs)-1]
+	}
+	s.j = &journal{dir: s.journalDir, deliveredDir: s.delivered, seq: last + 1,
+		segments: []uint64{last + 1}, open: map[uint64]int{}}
+
+	sort.Strings(order)
+	var buf []byte
+	for _, id := range order {
+		pl := pend[id]
+		if pl == nil {
+			continue
+		}
+		var rec record
+		_ = json.Unmarshal(pl, &rec)
+		v, err := webhook.DecodeJSON(rec.Data)
+		data, ok := v.(map[string]any)
+		if err != nil || !ok || rec.Tag == "" {
+			s.damaged = append(s.damaged, fmt.Errorf("reactor spool: event %s (tag %q): data unreadable, dropped: %v", id, rec.Tag, err))
+			continue
+		}
+		buf = frame(buf, pl)
+		s.replayed = append(s.replayed, entry{rec: rec, data: data})
+		s.seqOf[id] = last + 1
+	}
+	if len(buf) > 0 {
+		c, _ := s.j.append(buf, "", 0, false)
+		<-c.done
+		if c.err != nil {
+			return c.err
+		}
+		s.j.mu.Lock()
+		s.j.open[last+1] = len(s.replayed)
+		s.j.mu.Unlock()
+	}
+	if len(segs) == 0 {
+		return nil
+	}
+	for _, seq := range segs {
+		p := filepath.Join(s.journalDir, segmentName(seq))
+		if damaged[seq] {
+			os.Rename(p, p+".bad")
+		} else {
+			os.Remove(p)
+		}
+	}
+	return syncDir(s.journalDir)
 }
 
 // newID sorts by acceptance time, so a replay keeps arrival order.
@@ -60,30 +222,80 @@ func newID(now time.Time) string {
 }
 
 // deliveryKey scopes a delivery id by tag, as the webhook scopes it by
-// path, and hashes it into a safe file name.
+// path, and hashes it (sender-chosen ids never reach the disk as such).
 func deliveryKey(tag, delivery string) string {
 	h := sha256.Sum256([]byte(tag + "\x00" + delivery))
 	return hex.EncodeToString(h[:])
 }
 
+// write makes an accepted event durable.
 func (s *spool) write(id, tag, delivery string, data map[string]any, now time.Time) error {
 	raw, err := json.Marshal(data)
 	if err != nil {
 		return fmt.Errorf("encode event %s: %w", tag, err)
 	}
-	b, err := json.Marshal(record{ID: id, Tag: tag, Delivery: delivery, Accepted: now.UTC(), Data: raw})
+	b, err := json.Marshal(record{Op: "accept", ID: id, Tag: tag, Delivery: delivery, Accepted: now.UTC(), Data: raw})
 	if err != nil {
 		return fmt.Errorf("encode event %s: %w", tag, err)
 	}
-	tmp := filepath.Join(s.pending, "."+id+".tmp")
-	if err := writeFileSync(tmp, b); err != nil {
-		return err
+	c, seq := s.j.append(frame(nil, b), "", 0, true)
+	s.mu.Lock()
+	s.seqOf[id] = seq
+	s.mu.Unlock()
+	<-c.done
+	if c.err != nil {
+		s.j.forget(seq)
+		s.mu.Lock()
+		delete(s.seqOf, id)
+		s.mu.Unlock()
+		return c.err
 	}
-	if err := os.Rename(tmp, filepath.Join(s.pending, id+".json")); err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("reactor spool: %w", err)
+	return nil
+}
+
+// mark is a "reacted to" record on its way to the disk.
+type mark struct {
+	c       *commit
+	id, key string
+	legacy  bool // an earlier version's event file, removed once recorded
+}
+
+// markDone appends the record that event id was reacted to (and its
+// delivery key, if any) without waiting for it: records reach the disk in
+// the order they were made, so the reactor makes them in per-tag order
+// before releasing the tag's next event and waits for them after.
+func (s *spool) markDone(id, key string) mark {
+	s.mu.Lock()
+	seq := s.seqOf[id]
+	delete(s.seqOf, id)
+	if key != "" {
+		s.keys[key] = time.Now()
 	}
-	return s.pendingSync.sync()
+	s.mu.Unlock()
+	var rec []byte
+	if seq != 0 {
+		b, _ := json.Marshal(record{Op: "done", ID: id})
+		rec = frame(nil, b)
+	}
+	c, _ := s.j.append(rec, key, seq, false)
+	return mark{c: c, id: id, key: key, legacy: seq == 0}
+}
+
+// finish waits until m is durable.
+func (s *spool) finish(m mark) error {
+	<-m.c.done
+	if m.c.err != nil {
+		return m.c.err
+	}
+	if m.legacy {
+		return s.remove(m.id, m.key != "")
+	}
+	return nil
+}
+
+// done records event id as reacted to and waits until that is durable.
+func (s *spool) done(id, key string) error {
+	return s.finish(s.markDone(id, key))
 }
 
 func (s *spool) read(id string) (record, map[string]any, error) {
@@ -110,7 +322,7 @@ func (s *spool) read(id string) (record, map[string]any, error) {
 	return rec, data, nil
 }
 
-// list returns pending ids oldest first, and the ids of temp files (a
+// list returns an earlier version's pending ids oldest first, and the ids of temp files (a
 // write in progress, or one a crash interrupted before it was ever
 // acknowledged to a sender).
 func (s *spool) list() (ids, temps []string, err error) {
@@ -146,30 +358,21 @@ func (s *spool) quarantine(id string) error {
 }
 
 func (s *spool) isDelivered(key string) bool {
-	_, err := os.Stat(filepath.Join(s.delivered, key))
-	return err == nil
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, ok := s.keys[key]
+	return ok
 }
 
-// done records the delivery (if any) and then removes the pending file.
-func (s *spool) done(id, key string) error {
-	if key != "" {
-		// An empty file has no data to flush: the directory's fsync makes
-		// its creation durable.
-		if err := os.WriteFile(filepath.Join(s.delivered, key), nil, 0o600); err != nil {
-			return fmt.Errorf("reactor spool: %w", err)
-		}
-		if err := s.deliveredSync.sync(); err != nil {
-			return err
-		}
-	}
-	return s.remove(id, key != "")
-}
-
-// remove deletes a pending entry. When its delivery is recorded, the
-// removal need not be durable: an entry that reappears after a crash is
-// recognised by its recorded delivery and dropped without reacting.
+// remove deletes an event file of an earlier version's spool. When its
+// delivery is recorded, the removal need not be durable: an entry that
+// reappears after a crash is recognised by its recorded delivery and
+// dropped without reacting.
 func (s *spool) remove(id string, recorded bool) error {
-	if err := os.Remove(filepath.Join(s.pending, id+".json")); err != nil && !errors.Is(err, fs.ErrNotExist) {
+	if err := os.Remove(filepath.Join(s.pending, id+".json")); err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
 		return fmt.Errorf("reactor spool: %w", err)
 	}
 	if recorded {
@@ -178,7 +381,8 @@ func (s *spool) remove(id string, recorded bool) error {
 	return s.pendingSync.sync()
 }
 
-// prune forgets delivery ids recorded before cutoff.
+// prune forgets delivery ids recorded before cutoff: whole day files whose
+// day ended before it, and earlier versions' per-id files by mtime.
 func (s *spool) prune(cutoff time.Time) (int, error) {
 	ents, err := os.ReadDir(s.delivered)
 	if err != nil {
@@ -186,14 +390,29 @@ func (s *spool) prune(cutoff time.Time) (int, error) {
 	}
 	n := 0
 	for _, e := range ents {
-		info, err := e.Info()
-		if err != nil || !info.ModTime().Before(cutoff) {
-			continue
+		name := e.Name()
+		if day, ok := strings.CutSuffix(name, ".log"); ok {
+			t, err := time.Parse(dayLayout, day)
+			if err != nil || !t.Add(24*time.Hour).Before(cutoff) {
+				continue
+			}
+		} else {
+			info, err := e.Info()
+			if err != nil || !info.ModTime().Before(cutoff) {
+				continue
+			}
 		}
-		if os.Remove(filepath.Join(s.delivered, e.Name())) == nil {
+		if os.Remove(filepath.Join(s.delivered, name)) == nil {
 			n++
 		}
 	}
+	s.mu.Lock()
+	for k, t := range s.keys {
+		if t.Before(cutoff) {
+			delete(s.keys, k)
+		}
+	}
+	s.mu.Unlock()
 	return n, nil
 }
 
