@@ -309,29 +309,27 @@ func (s *FileStore) syncLoop() {
 	}
 }
 
-// syncDirty fsyncs every queued job record, its directory and, once for
-// all of them, the cache directory that holds the new jid entries.
+// syncDirty makes every queued job record durable (see syncTree).
 func (s *FileStore) syncDirty() error {
 	s.flushMu.Lock()
 	defer s.flushMu.Unlock()
 	s.dirtyMu.Lock()
-	jids := s.dirty
+	dirty := s.dirty
 	s.dirty = map[string]struct{}{}
 	s.dirtyMu.Unlock()
-	var errs []error
-	for jid := range jids {
-		if err := s.syncJob(jid, false); err != nil {
-			errs = append(errs, err)
-		}
+	if len(dirty) == 0 {
+		return nil
 	}
-	if len(jids) > 0 {
-		// A cache directory removed under a running store (tests) has
-		// nothing left to sync.
-		if err := syncDir(s.dir); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			errs = append(errs, err)
-		}
+	jids := make([]string, 0, len(dirty))
+	for jid := range dirty {
+		jids = append(jids, jid)
 	}
-	return errors.Join(errs...)
+	// A cache directory removed under a running store (tests) has
+	// nothing left to sync.
+	if err := syncTree(s.dir, jids); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	return nil
 }
 
 // syncJob fsyncs jid's record and directory (and the cache directory with
