@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -46,12 +47,15 @@ func frame(dst, payload []byte) []byte {
 	return append(append(dst, h[:]...), payload...)
 }
 
-// errTorn is a frame cut short or failing its checksum: the end of what a
-// crash let reach the disk (at the tail), or damage.
-var errTorn = errors.New("torn or damaged record")
+// errTorn is a last frame cut short or failing its checksum: the end of
+// a write a crash interrupted. errDamaged is a bad frame with more data
+// after it: a failed write or a disk that lost data.
+var (
+	errTorn    = errors.New("torn record at the end")
+	errDamaged = errors.New("damaged record")
+)
 
-// readFrames returns the payloads of b's frames up to the first bad one;
-// err is errTorn when b does not end on a frame boundary.
+// readFrames returns the payloads of b's frames up to the first bad one.
 func readFrames(b []byte) (payloads [][]byte, err error) {
 	for len(b) > 0 {
 		if len(b) < frameHeader {
@@ -64,6 +68,9 @@ func readFrames(b []byte) (payloads [][]byte, err error) {
 		}
 		p := b[frameHeader : frameHeader+int(n)]
 		if crc32.Checksum(p, castagnoli) != sum {
+			if len(b) > frameHeader+int(n) {
+				return payloads, errDamaged
+			}
 			return payloads, errTorn
 		}
 		payloads = append(payloads, p)
@@ -86,6 +93,9 @@ type commit struct {
 
 type journal struct {
 	dir, deliveredDir string
+	limit             int64 // segment size that starts a new one
+
+	commits atomic.Uint64 // group commits written, for tests and stats
 
 	mu       sync.Mutex
 	next     *commit
@@ -137,7 +147,7 @@ func (j *journal) append(rec []byte, key string, done uint64, accept bool) (*com
 	defer j.mu.Unlock()
 	c := j.next
 	if c == nil {
-		if j.queued >= segmentLimit || j.broken {
+		if j.queued >= j.limit || j.broken {
 			j.seq++
 			j.queued = 0
 			j.broken = false
@@ -182,6 +192,7 @@ func (j *journal) run() {
 			return
 		}
 		j.mu.Unlock()
+		j.commits.Add(1)
 		c.err = j.write(c)
 		if c.err != nil {
 			j.mu.Lock()

@@ -138,10 +138,10 @@ func (s *spool) loadJournal() error {
 			return fmt.Errorf("reactor spool: %w", err)
 		}
 		payloads, err := readFrames(b)
-		if err != nil && seq != segs[len(segs)-1] {
+		if errors.Is(err, errDamaged) || err != nil && seq != segs[len(segs)-1] {
 			// The last segment's torn tail is a write a crash cut short,
-			// never acknowledged; elsewhere a write failed or the disk
-			// lost data.
+			// never acknowledged; anything else is a write that failed or
+			// a disk that lost data.
 			damaged[seq] = true
 			s.damaged = append(s.damaged, fmt.Errorf("reactor spool %s: %w after %d records; the rest is ignored", p, err, len(payloads)))
 		}
@@ -168,7 +168,7 @@ func (s *spool) loadJournal() error {
 	if len(segs) > 0 {
 		last = segs[len(segs)-1]
 	}
-	s.j = &journal{dir: s.journalDir, deliveredDir: s.delivered, seq: last + 1,
+	s.j = &journal{dir: s.journalDir, deliveredDir: s.delivered, limit: segmentLimit, seq: last + 1,
 		segments: []uint64{last + 1}, open: map[uint64]int{}}
 
 	sort.Strings(order)
