@@ -45,9 +45,12 @@ type FileStore struct {
 	// when <= 0); the least recently used idle one is closed first.
 	MaxOpenLogs int
 
-	logsMu    sync.Mutex
-	logs      map[string]*logRef
-	lastSweep time.Time
+	logsMu sync.Mutex
+	logs   map[string]*logRef
+	// sweep closes idle logs; armed only while logs are open, so a
+	// finished fan-out's duplicate set is freed without further traffic.
+	sweep     *time.Timer
+	idleAfter time.Duration // idleLogAfter; shorter in tests
 
 	// flushMu makes the syncer and Flush take turns, so Flush returning
 	// means every record saved before it is on disk.
@@ -71,7 +74,7 @@ const (
 	// idleLogAfter: a returns log nobody appended to for this long is
 	// closed (its duplicate set is rebuilt from disk if a straggler
 	// answers later).
-	idleLogAfter = time.Minute
+	idleLogAfter = 30 * time.Second
 )
 
 func logger() *slog.Logger { return slog.Default().With("component", "job-cache") }
@@ -99,7 +102,7 @@ func OpenFileStore(dir string) (*FileStore, error) {
 	if err := os.Chmod(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("job cache %s: %w", dir, err)
 	}
-	return &FileStore{dir: dir, logs: map[string]*logRef{}, dirty: map[string]struct{}{}}, nil
+	return &FileStore{dir: dir, logs: map[string]*logRef{}, dirty: map[string]struct{}{}, idleAfter: idleLogAfter}, nil
 }
 
 // SaveJob records j, replacing an earlier record of the same jid (the
@@ -191,7 +194,10 @@ func (s *FileStore) acquire(jid string) (*logRef, error) {
 	// load racing an eviction could miss a return and let a duplicate in.
 	ref = &logRef{ready: make(chan struct{}), refs: 1, lastUse: now}
 	s.logs[jid] = ref
-	s.evictLocked(now)
+	s.evictLocked()
+	if s.sweep == nil {
+		s.sweep = time.AfterFunc(s.idleAfter, s.sweepIdle)
+	}
 	s.logsMu.Unlock()
 
 	ref.log, ref.err = openLog(s.dir, jid)
@@ -226,21 +232,12 @@ func (s *FileStore) release(ref *logRef) {
 }
 
 // evictLocked closes the least recently used idle logs beyond
-// MaxOpenLogs and, at most every few seconds, every log idle for
-// idleLogAfter. Logs in use are never closed; if all are busy the table
+// MaxOpenLogs. Logs in use are never closed; if all are busy the table
 // grows past the bound until they are released.
-func (s *FileStore) evictLocked(now time.Time) {
+func (s *FileStore) evictLocked() {
 	max := s.MaxOpenLogs
 	if max <= 0 {
 		max = DefaultMaxOpenLogs
-	}
-	if now.Sub(s.lastSweep) > idleLogAfter/10 {
-		s.lastSweep = now
-		for jid, ref := range s.logs {
-			if ref.refs == 0 && now.Sub(ref.lastUse) > idleLogAfter {
-				s.closeLocked(jid, ref)
-			}
-		}
 	}
 	for len(s.logs) > max {
 		var oldest string
@@ -254,6 +251,24 @@ func (s *FileStore) evictLocked(now time.Time) {
 			return
 		}
 		s.closeLocked(oldest, oldRef)
+	}
+}
+
+// sweepIdle closes every log unused for idleLogAfter and rearms while
+// any log is left open.
+func (s *FileStore) sweepIdle() {
+	s.logsMu.Lock()
+	defer s.logsMu.Unlock()
+	now := time.Now()
+	for jid, ref := range s.logs {
+		if ref.refs == 0 && now.Sub(ref.lastUse) >= s.idleAfter {
+			s.closeLocked(jid, ref)
+		}
+	}
+	if len(s.logs) > 0 {
+		s.sweep.Reset(s.idleAfter)
+	} else {
+		s.sweep = nil
 	}
 }
 

@@ -79,7 +79,8 @@ func scanReturns(path string, data []byte, jid string, full bool, visit func(Ret
 type batch struct {
 	buf  []byte
 	ids  []string
-	done chan struct{}
+	lead chan struct{} // one waiter is told to write this batch (buffered 1)
+	done chan struct{} // closed once written; err is then set
 	err  error
 }
 
@@ -177,12 +178,13 @@ func legacyIDs(jobDir string) ([]string, error) {
 }
 
 // append records line for minion id, refusing a second return from the
-// same minion. Concurrent callers are group-committed: whoever finds no
-// write in flight becomes the leader and writes every line queued so far
-// in one syscall (and one fsync with sync); the others wait for the
-// write that carried their line. The minion is marked seen before its
-// write, so a racing duplicate is refused at once; if the write fails the
-// mark is lifted and the sender's retry can succeed.
+// same minion. Concurrent callers are group-committed: a caller that
+// finds no write in flight writes its batch; lines arriving meanwhile
+// collect in the next batch, and when the write ends one of their
+// callers is handed that batch to write, so no caller waits for more
+// than two writes. The minion is marked seen before its write, so a
+// racing duplicate is refused at once; if the write fails the mark is
+// lifted and the sender's retry can succeed.
 func (l *jobLog) append(id string, line []byte, sync bool) error {
 	l.mu.Lock()
 	if _, dup := l.seen[id]; dup {
@@ -191,33 +193,39 @@ func (l *jobLog) append(id string, line []byte, sync bool) error {
 	}
 	l.seen[id] = struct{}{}
 	if l.cur == nil {
-		l.cur = &batch{done: make(chan struct{})}
+		l.cur = &batch{lead: make(chan struct{}, 1), done: make(chan struct{})}
 	}
 	b := l.cur
 	b.buf = append(b.buf, line...)
 	b.ids = append(b.ids, id)
 	if l.flushing {
 		l.mu.Unlock()
-		<-b.done
-		return b.err
-	}
-	l.flushing = true
-	for l.cur != nil {
-		w := l.cur
-		l.cur = nil
-		l.mu.Unlock()
-		w.err = l.write(w.buf, sync)
-		l.mu.Lock()
-		if w.err != nil {
-			for _, id := range w.ids {
-				delete(l.seen, id)
-			}
-		} else {
-			l.size += int64(len(w.buf))
+		select {
+		case <-b.done:
+			return b.err
+		case <-b.lead:
 		}
-		close(w.done)
+		l.mu.Lock()
 	}
-	l.flushing = false
+	// This caller writes b. Until it is done, new lines go to a new batch.
+	l.flushing = true
+	l.cur = nil
+	l.mu.Unlock()
+	b.err = l.write(b.buf, sync)
+	l.mu.Lock()
+	if b.err != nil {
+		for _, id := range b.ids {
+			delete(l.seen, id)
+		}
+	} else {
+		l.size += int64(len(b.buf))
+	}
+	close(b.done)
+	if l.cur != nil {
+		l.cur.lead <- struct{}{} // flushing stays set: the handoff is the next writer
+	} else {
+		l.flushing = false
+	}
 	l.mu.Unlock()
 	return b.err
 }

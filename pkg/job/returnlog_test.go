@@ -317,6 +317,35 @@ func TestOpenLogsBounded(t *testing.T) {
 	}
 }
 
+// TestIdleLogsClosed: with no further traffic, a finished job's log is
+// closed (and its duplicate set freed) once idle; a straggler still gets
+// refused or stored correctly afterwards.
+func TestIdleLogsClosed(t *testing.T) {
+	s, dir := openStore(t)
+	s.idleAfter = 20 * time.Millisecond
+	ctx := t.Context()
+	jid := jidAt(t0)
+	mustSave(t, s, sampleJob(jid))
+	mustReturn(t, s, sampleReturn(jid, "web1"))
+	if got := openFDsUnder(t, dir); got != 1 {
+		t.Fatalf("%d descriptors under the cache, want 1", got)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for s.OpenLogs() != 0 || openFDsUnder(t, dir) != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("idle log still open: %d logs, %d descriptors", s.OpenLogs(), openFDsUnder(t, dir))
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if err := s.AddReturn(ctx, sampleReturn(jid, "web1")); !errors.Is(err, ErrDuplicateReturn) {
+		t.Errorf("duplicate after the idle close: %v", err)
+	}
+	mustReturn(t, s, sampleReturn(jid, "web2"))
+	if _, rets, err := s.Get(ctx, jid); err != nil || !slices.Equal(minionsOf(rets), []string{"web1", "web2"}) {
+		t.Errorf("Get = %v, %v", minionsOf(rets), err)
+	}
+}
+
 // TestRestartRefusesDuplicates: a new FileStore on the same directory
 // (a master restart) still refuses a second return, whatever state the
 // first store was left in.
