@@ -80,7 +80,7 @@ func FuzzMinionMessage(f *testing.F) {
 		if err := proto.Unmarshal(raw, &msg); err != nil {
 			return // gRPC would have refused the frame
 		}
-		c := &conn{id: "fuzzer", send: make(chan *pb.MasterMessage, 16), ctx: ctx, cancel: func() {},
+		c := &conn{id: "fuzzer", ctx: ctx, cancel: func() {},
 			accepted: make(chan struct{}), outstanding: map[string]struct{}{}, grains: map[string]any{"id": "fuzzer"}}
 		before := spot.hits.Load()
 		if call := msg.GetCall(); call != nil {

@@ -32,28 +32,99 @@ const handshakeTimeout = 15 * time.Second
 // webhook event and make the reactor deploy, or fake a job return.
 var reservedTagPrefixes = []string{"salt/netapi/", "salt/auth", "key/", "job/", "minion/", "mine/", "reactor/", "hook/", "brine/"}
 
+// sendQueueLen bounds what may wait for one minion's stream: a minion
+// this far behind is not going to catch up.
+const sendQueueLen = 256
+
+// msgSender is the send half of a minion's stream.
+type msgSender interface {
+	Send(*pb.MasterMessage) error
+}
+
 type conn struct {
 	id     string
 	pub    ed25519.PublicKey
-	send   chan *pb.MasterMessage
 	ctx    context.Context
 	cancel context.CancelFunc
-	// accepted is closed when a pending minion's key is accepted.
+	// accepted is closed when a pending minion's key is accepted; only
+	// pending connections have one.
 	accepted chan struct{}
 
 	mu          sync.Mutex
 	outstanding map[string]struct{} // jids sent and not yet returned
 	grains      map[string]any
+
+	// An idle minion has no goroutine of its own beyond gRPC's: messages
+	// wait in queue and a drain goroutine exists only while it is not
+	// empty (docs/memory.md). A buffered channel with a sender goroutine
+	// cost 2 KiB of buffer and a stack per idle minion.
+	qmu      sync.Mutex
+	stream   msgSender // nil until the Welcome is sent: nothing may precede it
+	queue    []*pb.MasterMessage
+	draining bool
 }
 
+// enqueue queues msg for the minion without blocking. false: the stream is
+// closing or too far behind, and msg will not be sent.
 func (c *conn) enqueue(msg *pb.MasterMessage) bool {
-	select {
-	case c.send <- msg:
-		return true
-	case <-c.ctx.Done():
+	if c.ctx.Err() != nil {
 		return false
-	default:
-		return false // a minion this far behind is not going to catch up
+	}
+	c.qmu.Lock()
+	if len(c.queue) >= sendQueueLen {
+		c.qmu.Unlock()
+		return false
+	}
+	c.queue = append(c.queue, msg)
+	start := c.stream != nil && !c.draining
+	if start {
+		c.draining = true
+	}
+	c.qmu.Unlock()
+	if start {
+		go c.drain()
+	}
+	return true
+}
+
+// startSending lets queued and future messages go out on s; the Welcome
+// has been sent, and from here only the drain goroutine sends.
+func (c *conn) startSending(s msgSender) {
+	c.qmu.Lock()
+	c.stream = s
+	start := len(c.queue) > 0 && !c.draining
+	if start {
+		c.draining = true
+	}
+	c.qmu.Unlock()
+	if start {
+		go c.drain()
+	}
+}
+
+// drain sends until the queue is empty, then ends. It is the only sender
+// while it runs, as gRPC requires.
+func (c *conn) drain() {
+	for {
+		c.qmu.Lock()
+		batch := c.queue
+		c.queue = nil
+		if len(batch) == 0 {
+			c.draining = false
+			c.qmu.Unlock()
+			return
+		}
+		c.qmu.Unlock()
+		for _, msg := range batch {
+			if err := c.stream.Send(msg); err != nil {
+				c.qmu.Lock()
+				c.draining = false
+				c.queue = nil
+				c.qmu.Unlock()
+				c.cancel()
+				return
+			}
+		}
 	}
 }
 
@@ -85,8 +156,7 @@ func (m *Master) serveMinion(stream pb.MinionLink_ConnectServer) error {
 	}
 	m.publish("minion/"+id+"/auth", map[string]any{"id": id, "act": string(st), "pub_finger": pki.Fingerprint(pub)})
 	c := &conn{
-		id: id, pub: pub, send: make(chan *pb.MasterMessage, 256), ctx: ctx, cancel: cancel,
-		accepted: make(chan struct{}), outstanding: map[string]struct{}{},
+		id: id, pub: pub, ctx: ctx, cancel: cancel, outstanding: map[string]struct{}{},
 		grains: wire.Map(hello.GetGrains()),
 	}
 	c.grains["id"] = id
@@ -101,18 +171,30 @@ func (m *Master) serveMinion(stream pb.MinionLink_ConnectServer) error {
 		stream.Send(&pb.MasterMessage{Msg: &pb.MasterMessage_Welcome{Welcome: &pb.Welcome{KeyState: string(st), Message: "key " + string(st)}}})
 		return status.Errorf(codes.PermissionDenied, "minion %s: key %s", id, st)
 	case pki.Pending:
+		c.accepted = make(chan struct{})
 		return m.waitAccepted(ctx, stream, c)
 	case pki.Accepted:
-		// Only now may this connection send more than a handshake's worth.
-		if p, ok := peer.FromContext(ctx); ok {
-			if g, ok := p.AuthInfo.(pki.GatedAuthInfo); ok {
-				g.Gate.Open()
-			}
-		}
 	default:
 		return status.Errorf(codes.Internal, "minion %s: unknown key state %q", id, st)
 	}
-	return m.serveAccepted(stream, c)
+	var gate *pki.ConnGate
+	if p, ok := peer.FromContext(ctx); ok {
+		if g, ok := p.AuthInfo.(pki.GatedAuthInfo); ok {
+			gate = g.Gate
+		}
+	}
+	if gate != nil {
+		// Only now may this connection send more than a handshake's worth.
+		gate.Open()
+		// The stream's Recv runs in this goroutine and nothing but the
+		// connection ending interrupts it: dropping the minion (key
+		// deleted, a newer stream, shutdown, a failed send) closes it.
+		c.cancel = func() {
+			cancel()
+			gate.Close()
+		}
+	}
+	return m.serveAccepted(stream, c, gate != nil)
 }
 
 // handshake reads Hello, sends a fresh nonce and checks the minion's
@@ -230,7 +312,7 @@ func (m *Master) waitAccepted(ctx context.Context, stream pb.MinionLink_ConnectS
 	}
 }
 
-func (m *Master) serveAccepted(stream pb.MinionLink_ConnectServer, c *conn) error {
+func (m *Master) serveAccepted(stream pb.MinionLink_ConnectServer, c *conn, interruptible bool) error {
 	m.mu.Lock()
 	if old := m.conns[c.id]; old != nil {
 		// The same key proved itself again: the older stream is a dead
@@ -279,32 +361,37 @@ func (m *Master) serveAccepted(stream pb.MinionLink_ConnectServer, c *conn) erro
 	m.log.Info("minion connected", "id", c.id, "peer", peerAddr(stream.Context()))
 	m.publish("minion/"+c.id+"/start", map[string]any{"id": c.id})
 
-	recvErr := make(chan error, 1)
-	go func() {
-		for {
-			msg, err := stream.Recv()
-			if err != nil {
-				recvErr <- err
-				c.cancel()
-				return
-			}
-			m.handleMinionMessage(c, msg)
-		}
-	}()
-	// This goroutine is the sender: a separate one cost another stack
-	// (~8 KiB) per idle minion (docs/BENCHMARKS.md).
-	for {
+	c.startSending(stream)
+	if !interruptible {
+		// Without a handle on the connection Recv cannot be interrupted
+		// from here, so it runs beside a goroutine that waits for the
+		// drop (never the case on Start's gated minion port).
+		recvErr := make(chan error, 1)
+		go func() { recvErr <- m.recvLoop(stream, c) }()
 		select {
-		case msg := <-c.send:
-			if err := stream.Send(msg); err != nil {
-				c.cancel()
-				return err
-			}
 		case err := <-recvErr:
 			return err
 		case <-c.ctx.Done():
 			return nil
 		}
+	}
+	err := m.recvLoop(stream, c)
+	if c.ctx.Err() != nil {
+		return nil // dropped by the master, not failed
+	}
+	return err
+}
+
+// recvLoop handles the minion's messages in order until its stream ends.
+func (m *Master) recvLoop(stream pb.MinionLink_ConnectServer, c *conn) error {
+	for {
+		msg, err := stream.Recv()
+		if err != nil {
+			// Returning ends the RPC (serveMinion's cancel ends c.ctx);
+			// the connection stays for gRPC to report the status on.
+			return err
+		}
+		m.handleMinionMessage(c, msg)
 	}
 }
 
