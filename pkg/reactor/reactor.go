@@ -125,11 +125,14 @@ type Reactor struct {
 	orderMu  sync.Mutex
 	lastOf   map[string]chan struct{}
 	reserved atomic.Int64 // queued jobs plus slots being filled
-	active   atomic.Int64 // jobs being processed
-	draining atomic.Bool
-	stop     chan struct{} // closed when Drain finished or gave up
-	stopOnce sync.Once
-	running  atomic.Bool
+	active   atomic.Int64 // jobs being processed or recorded
+	// finishing counts records of reacted events not yet durable; Run
+	// returns only after them.
+	finishing sync.WaitGroup
+	draining  atomic.Bool
+	stop      chan struct{} // closed when Drain finished or gave up
+	stopOnce  sync.Once
+	running   atomic.Bool
 
 	mu       sync.Mutex
 	inQueue  map[string]bool   // spool ids queued in memory
@@ -384,6 +387,7 @@ func (r *Reactor) Run(ctx context.Context) error {
 		s.Close()
 	}
 	wg.Wait()
+	r.finishing.Wait()
 	return nil
 }
 
@@ -608,15 +612,24 @@ func (r *Reactor) process(ctx context.Context, j job) {
 		r.mu.Unlock()
 		return
 	}
-	if err := r.spool.finish(m); err != nil {
-		r.log.Error("recording reacted event", "tag", j.tag, "err", err)
-	}
-	r.mu.Lock()
-	delete(r.inQueue, j.spoolID)
-	if j.delivery != "" {
-		delete(r.inFlight, j.delivery)
-	}
-	r.mu.Unlock()
+	// The worker moves on while the record is committed: waiting here
+	// would let a few slow fsyncs hold every worker. Drain still waits
+	// for it (active).
+	r.active.Add(1)
+	r.finishing.Add(1)
+	go func() {
+		defer r.finishing.Done()
+		defer r.active.Add(-1)
+		if err := r.spool.finish(m); err != nil {
+			r.log.Error("recording reacted event", "tag", j.tag, "err", err)
+		}
+		r.mu.Lock()
+		delete(r.inQueue, j.spoolID)
+		if j.delivery != "" {
+			delete(r.inFlight, j.delivery)
+		}
+		r.mu.Unlock()
+	}()
 }
 
 func (r *Reactor) outcome(o string) {
