@@ -26,7 +26,34 @@ type GatedCreds struct {
 	Burst      int64  // bytes a connection may send before its gate opens
 	PerSecond  int64  // bytes refilled each second
 	OnExceeded func() // counts connections closed for their budget
+	// HandshakeTurns is how many connections may do TLS handshake work at
+	// once (see handshakeTurns); 0 is DefaultHandshakeTurns. Turns are
+	// shared by every clone.
+	HandshakeTurns int
+	// TLSTimeout is how long a client may take over its TLS handshake and
+	// HTTP/2 preface, not counting time it waited for a turn; 0 is 10 s.
+	// It replaces grpc.ConnectionTimeout's deadline on the connection.
+	TLSTimeout time.Duration
 	now        func() time.Time
+	turns      *handshakeTurns
+}
+
+var turnsMu sync.Mutex
+
+func (g *GatedCreds) handshakeTurns() *handshakeTurns {
+	turnsMu.Lock()
+	defer turnsMu.Unlock()
+	if g.turns == nil {
+		g.turns = newHandshakeTurns(g.HandshakeTurns)
+	}
+	return g.turns
+}
+
+func (g *GatedCreds) tlsTimeout() time.Duration {
+	if g.TLSTimeout > 0 {
+		return g.TLSTimeout
+	}
+	return 10 * time.Second
 }
 
 // GatedAuthInfo is the AuthInfo of a gated connection: the TLS state, and
@@ -43,8 +70,12 @@ func (g *GatedCreds) ServerHandshake(raw net.Conn) (net.Conn, credentials.AuthIn
 	if now == nil {
 		now = time.Now
 	}
-	gate := &ConnGate{Conn: raw, burst: g.Burst, rate: g.PerSecond, tokens: float64(g.Burst), last: now(), now: now, onExceeded: g.OnExceeded}
+	turns := g.handshakeTurns()
+	gate := &ConnGate{Conn: raw, burst: g.Burst, rate: g.PerSecond, tokens: float64(g.Burst), last: now(), now: now, onExceeded: g.OnExceeded,
+		turns: turns, seq: turns.next(), stall: g.tlsTimeout(), inTLS: true}
+	gate.SetDeadline(time.Now().Add(g.tlsTimeout()))
 	conn, ai, err := g.TransportCredentials.ServerHandshake(gate)
+	gate.tlsDone()
 	if err != nil {
 		return nil, nil, err
 	}
@@ -58,6 +89,7 @@ func (g *GatedCreds) ServerHandshake(raw net.Conn) (net.Conn, credentials.AuthIn
 
 // Clone keeps the budget.
 func (g *GatedCreds) Clone() credentials.TransportCredentials {
+	g.handshakeTurns() // made before the copy, so that the clone shares it
 	c := *g
 	c.TransportCredentials = g.TransportCredentials.Clone()
 	return &c
@@ -75,6 +107,94 @@ type ConnGate struct {
 	now        func() time.Time
 	onExceeded func()
 	tripped    bool
+
+	// Until its TLS handshake ends, a connection works on what it read
+	// only in its turn (handshakeTurns), and its deadline does not count
+	// the time it waited for one.
+	turns    *handshakeTurns
+	seq      uint64
+	stall    time.Duration
+	turnMu   sync.Mutex
+	inTLS    bool // still in the TLS handshake
+	hasTurn  bool
+	deadline time.Time // the read deadline as set, plus the time spent waiting for turns
+}
+
+// SetDeadline records the read deadline so that waiting for a turn can
+// extend it.
+func (c *ConnGate) SetDeadline(t time.Time) error {
+	c.turnMu.Lock()
+	c.deadline = t
+	c.turnMu.Unlock()
+	return c.Conn.SetDeadline(t)
+}
+
+// SetReadDeadline: as SetDeadline.
+func (c *ConnGate) SetReadDeadline(t time.Time) error {
+	c.turnMu.Lock()
+	c.deadline = t
+	c.turnMu.Unlock()
+	return c.Conn.SetReadDeadline(t)
+}
+
+// giveTurn returns the connection's turn, if it holds one, before it
+// waits on the network.
+func (c *ConnGate) giveTurn() {
+	c.turnMu.Lock()
+	held := c.hasTurn
+	c.hasTurn = false
+	c.turnMu.Unlock()
+	if held {
+		c.turns.give()
+	}
+}
+
+// takeTurn waits for a turn to work on bytes just read, and moves the
+// deadline on by the time waited: that time was the master's, not the
+// client's.
+func (c *ConnGate) takeTurn() error {
+	c.turnMu.Lock()
+	if !c.inTLS {
+		c.turnMu.Unlock()
+		return nil
+	}
+	c.turnMu.Unlock()
+	start := time.Now()
+	if err := c.turns.take(c.seq, c.stall); err != nil {
+		return err
+	}
+	waited := time.Since(start)
+	c.turnMu.Lock()
+	defer c.turnMu.Unlock()
+	if !c.inTLS { // ended meanwhile (Close)
+		c.turns.give()
+		return net.ErrClosed
+	}
+	c.hasTurn = true
+	if !c.deadline.IsZero() && waited > time.Millisecond {
+		c.deadline = c.deadline.Add(waited)
+		c.Conn.SetDeadline(c.deadline)
+	}
+	return nil
+}
+
+// tlsDone ends the turn-taking: after its TLS handshake a connection's
+// reads cost the master little.
+func (c *ConnGate) tlsDone() {
+	c.turnMu.Lock()
+	held := c.hasTurn
+	c.hasTurn = false
+	c.inTLS = false
+	c.turnMu.Unlock()
+	if held {
+		c.turns.give()
+	}
+}
+
+// Close gives back a turn the connection holds.
+func (c *ConnGate) Close() error {
+	c.tlsDone()
+	return c.Conn.Close()
 }
 
 // Open lifts the budget: the connection carries an accepted minion.
@@ -84,7 +204,16 @@ func (c *ConnGate) Open() { c.open.Store(true) }
 func (c *ConnGate) Opened() bool { return c.open.Load() }
 
 func (c *ConnGate) Read(p []byte) (int, error) {
+	if c.turns != nil {
+		c.giveTurn()
+	}
 	n, err := c.Conn.Read(p)
+	if n > 0 && c.turns != nil {
+		if terr := c.takeTurn(); terr != nil {
+			c.Conn.Close()
+			return 0, terr
+		}
+	}
 	if n <= 0 || c.open.Load() {
 		return n, err
 	}
