@@ -136,6 +136,8 @@ type Minion struct {
 	AcceptanceWaitTime float64        `yaml:"acceptance_wait_time" doc:"Seconds between reconnects while the key is rejected or denied." default:"10"`
 	ReconDefault       float64        `yaml:"recon_default" doc:"Milliseconds before the first reconnect; doubles up to recon_max, with jitter." default:"1000"`
 	ReconMax           float64        `yaml:"recon_max" doc:"Milliseconds, upper bound of the reconnect backoff." default:"10000"`
+	ReconRandomize     bool           `yaml:"recon_randomize" doc:"Wait a random time between 0 and the current backoff (recon_default doubled per failed attempt, at most recon_max) before each reconnect, so a fleet does not reconnect in step after a master restart; false waits the whole backoff." default:"true"`
+	RandomStartupDelay float64        `yaml:"random_startup_delay" doc:"Seconds; the minion waits a random time between 0 and this before its first connect (a fleet booted together)." default:"0"`
 	JobTimeout         float64        `yaml:"job_timeout" doc:"Seconds a job may run on the minion when the job sets no timeout." default:"3600"`
 	AutosignToken      string         `yaml:"autosign_token" doc:"Enrollment token sent to the master for autosigning." default:""`
 	InitDir            string         `yaml:"init_dir" doc:"Directory of SysV init scripts used when PID 1 is not systemd." default:"/etc/init.d"`
@@ -180,7 +182,7 @@ func DefaultMinion() Minion {
 	return Minion{
 		Master: StringList{"salt"}, MasterPort: 4506, DataDir: "/var/lib/brine/minion",
 		MineInterval: 60, MineChangePoll: 2, HostsFile: "/etc/hosts",
-		AcceptanceWaitTime: 10, ReconDefault: 1000, ReconMax: 10000, JobTimeout: 3600,
+		AcceptanceWaitTime: 10, ReconDefault: 1000, ReconMax: 10000, ReconRandomize: true, JobTimeout: 3600,
 		InitDir: "/etc/init.d", LogLevel: "info", LogFormat: "text",
 	}
 }

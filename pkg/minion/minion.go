@@ -19,7 +19,9 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	backoffConfig "google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/keepalive"
+	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/brine-cm/brine/pkg/config"
 	"github.com/brine-cm/brine/pkg/exec"
@@ -50,6 +52,10 @@ type Minion struct {
 
 	grainsMu sync.RWMutex
 	grains   map[string]any
+	// hello is grains in wire form for Hello, made once per grains
+	// refresh: a minion retrying through a reconnect storm would
+	// otherwise convert its ~170 grains again on every attempt.
+	hello *structpb.Struct
 
 	mine      *mine.Scheduler
 	localMine []mine.FuncSpec
@@ -75,6 +81,7 @@ type Minion struct {
 	states stateQueue
 
 	connected atomic.Bool
+	lastUp    atomic.Int64 // when the current session was accepted (unix ns); 0 if it was not
 	// State of the key as the master last said (for tests and logs).
 	keyState atomic.Value
 	// OnConnect, when set, is called after each accepted connect.
@@ -164,8 +171,23 @@ func (m *Minion) refreshGrains(ctx context.Context) error {
 	g["id"] = m.cfg.ID
 	m.grainsMu.Lock()
 	m.grains = g
+	m.hello = nil
 	m.grainsMu.Unlock()
 	return nil
+}
+
+// helloGrains is the grains as Hello carries them (see Minion.hello).
+func (m *Minion) helloGrains() (*structpb.Struct, error) {
+	m.grainsMu.Lock()
+	defer m.grainsMu.Unlock()
+	if m.hello == nil {
+		g, err := wire.Struct(m.grains)
+		if err != nil {
+			return nil, err
+		}
+		m.hello = g
+	}
+	return m.hello, nil
 }
 
 // Run connects and serves until ctx ends, reconnecting with exponential
@@ -176,23 +198,32 @@ func (m *Minion) Run(ctx context.Context) error {
 			m.log.Error("mine scheduler stopped", "err", err)
 		}
 	}()
-	base := time.Duration(m.cfg.ReconDefault * float64(time.Millisecond))
-	maxDelay := time.Duration(m.cfg.ReconMax * float64(time.Millisecond))
-	if base <= 0 {
-		base = time.Second
+	bo := newBackoff(m.cfg.ReconDefault, m.cfg.ReconMax, m.cfg.ReconRandomize)
+	if d := m.cfg.RandomStartupDelay; d > 0 {
+		// Salt's random_startup_delay: a fleet booted together does not
+		// reach the master in the same second.
+		wait := time.Duration(rand.Int64N(int64(d * float64(time.Second))))
+		m.log.Info("random_startup_delay", "wait", wait.Round(time.Millisecond))
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(wait):
+		}
 	}
-	if maxDelay < base {
-		maxDelay = base
-	}
-	delay := base
 	idx := 0
 	for {
 		addr := m.masterAddr(idx)
-		began := time.Now()
 		err := m.session(ctx, addr)
 		if ctx.Err() != nil {
 			return nil
 		}
+		// A connection that stayed up a while was a working one: the
+		// next failure starts the backoff over. One dropped right after
+		// its welcome (a master shedding load) is not.
+		if up := m.lastUp.Load(); up > 0 && time.Since(time.Unix(0, up)) > sessionResetAfter {
+			bo.reset()
+		}
+		m.lastUp.Store(0)
 		var wait time.Duration
 		switch {
 		case errors.Is(err, errReconnectNow):
@@ -200,16 +231,7 @@ func (m *Minion) Run(ctx context.Context) error {
 		case errors.Is(err, errKeyRefused):
 			wait = time.Duration(m.cfg.AcceptanceWaitTime * float64(time.Second))
 		default:
-			if time.Since(began) > 30*time.Second {
-				delay = base // it was a working connection: start over
-			}
-			// Full jitter keeps a fleet from reconnecting in lockstep
-			// after a master restart.
-			wait = delay/2 + time.Duration(rand.Int64N(int64(delay/2)+1))
-			delay *= 2
-			if delay > maxDelay {
-				delay = maxDelay
-			}
+			wait = bo.next()
 			idx++ // fail over to the next master, if any
 		}
 		m.log.Info("disconnected from master", "master", addr, "err", err, "retry_in", wait.Round(time.Millisecond))
@@ -220,6 +242,17 @@ func (m *Minion) Run(ctx context.Context) error {
 		}
 	}
 }
+
+// sessionResetAfter is how long a connection must have been accepted for
+// the reconnect backoff to start over after it breaks.
+const sessionResetAfter = 30 * time.Second
+
+// connectTimeout bounds TCP, TLS and the HTTP/2 preface of one attempt.
+// A master taking a reconnect storm serves TLS handshakes oldest first
+// (pkg/pki's handshake turns) and queues the rest: a minion that gave up
+// after gRPC's default 20 s would throw its place away and start over at
+// the back, which is how a storm of 10,000 never ended.
+const connectTimeout = 2 * time.Minute
 
 func (m *Minion) masterAddr(i int) string {
 	a := m.cfg.Master[i%len(m.cfg.Master)]
@@ -250,6 +283,7 @@ func (m *Minion) session(ctx context.Context, addr string) error {
 		// looked dead to the minions it had just accepted, which then
 		// joined the storm again (brine-bench, 10,000 minions).
 		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 10 * time.Second, Timeout: 20 * time.Second, PermitWithoutStream: true}),
+		grpc.WithConnectParams(grpc.ConnectParams{Backoff: backoffConfig.DefaultConfig, MinConnectTimeout: connectTimeout}),
 	)
 	if err != nil {
 		return fmt.Errorf("dial %s: %w", addr, err)
@@ -261,7 +295,7 @@ func (m *Minion) session(ctx context.Context, addr string) error {
 	if err != nil {
 		return fmt.Errorf("connect %s: %w", addr, err)
 	}
-	g, err := wire.Struct(m.Grains())
+	g, err := m.helloGrains()
 	if err != nil {
 		return fmt.Errorf("grains: %w", err)
 	}
@@ -298,6 +332,7 @@ func (m *Minion) session(ctx context.Context, addr string) error {
 		m.keyState.Store(w.GetKeyState())
 		switch w.GetKeyState() {
 		case "accepted":
+			m.lastUp.Store(time.Now().UnixNano())
 			go m.watchLocalAddr(sctx, creds.localAddr(), cancel)
 			return m.serve(sctx, stream, w)
 		case "pending":
