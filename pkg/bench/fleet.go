@@ -3,7 +3,6 @@ package bench
 import (
 	"context"
 	"fmt"
-	"io"
 	"log/slog"
 	"path/filepath"
 	"sync"
@@ -18,6 +17,7 @@ import (
 // stream, and goes through autosign enrollment and the signed handshake.
 type fleet struct {
 	minions []*minion.Minion
+	retries *retryCounter
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup
 }
@@ -31,8 +31,9 @@ func minionID(i int) string { return fmt.Sprintf("bench-%05d", i) }
 // newFleet prepares n minions (keys, grains) without connecting them, in
 // parallel: key creation and core grains cost a few ms each.
 func newFleet(mp *masterProc, dir string, n int) (*fleet, error) {
-	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	f := &fleet{minions: make([]*minion.Minion, n)}
+	retries := newRetryCounter()
+	quiet := slog.New(retries)
+	f := &fleet{minions: make([]*minion.Minion, n), retries: retries}
 	errs := make(chan error, n)
 	next := make(chan int)
 	var wg sync.WaitGroup

@@ -132,6 +132,9 @@ func connectStorm(ctx context.Context, cfg *Config, mp *masterProc, f *fleet) (R
 		rt = fmt.Sprintf("; Go heap %.1f KiB, stacks %.1f KiB, %.1f goroutines per minion",
 			gm["go_memstats_heap_alloc_bytes"]/1024/float64(n), gm["go_memstats_stack_inuse_bytes"]/1024/float64(n), gm["go_goroutines"]/float64(n))
 	}
+	failed, timedOut := masterHandshakeFailures(filepath.Join(filepath.Dir(mp.dataDir), "master.log"))
+	_ = f.retries.write(filepath.Join(filepath.Dir(mp.dataDir), "minion-retries.txt"))
+	rt += fmt.Sprintf("; minions: %s; master: %d handshakes failed, %d timed out", f.retries.summary(), failed, timedOut)
 	name := "connect storm"
 	if cfg.Ramp > 0 {
 		name = fmt.Sprintf("connect, %d/s ramp", cfg.Ramp)
