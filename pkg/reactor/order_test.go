@@ -3,6 +3,8 @@ package reactor
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -74,5 +76,50 @@ run_{{ data['n'] }}:
 				t.Fatalf("%s: reactions ran in order %v, want 0..%d", role, got, per-1)
 			}
 		}
+	}
+}
+
+// TestFailedSpoolWriteNeverActs: an event whose spool write fails is
+// answered with an error and never reacted to, although a worker may have
+// rendered it already; the tag's next event is not held up by it.
+func TestFailedSpoolWriteNeverActs(t *testing.T) {
+	dir := t.TempDir()
+	file := writeFile(t, dir, "r.sls", "run:\n  local.test.arg:\n    - tgt: a\n    - arg:\n      - {{ data['n'] }}\n")
+	local := &fakeLocal{}
+	r, err := New(Config{SpoolDir: dir + "/spool", Rules: []Rule{{TagGlob: "t/*", Files: []string{file}}}}, nil, local, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	runReactor(t, r)
+	journal := filepath.Join(dir, "spool", "journal")
+	if err := os.RemoveAll(journal); err != nil {
+		t.Fatal(err)
+	}
+	err = r.Accept(context.Background(), "t/x", map[string]any{"n": 1}, "d-1")
+	if err == nil {
+		t.Fatal("Accept succeeded without a spool")
+	}
+
+	if err := os.Mkdir(journal, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	// The same delivery again (the sender's retry), then another.
+	for _, h := range []struct {
+		n        int
+		delivery string
+	}{{2, "d-1"}, {3, "d-3"}} {
+		if err := r.Accept(context.Background(), "t/x", map[string]any{"n": h.n}, h.delivery); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, "both reactions", 5*time.Second, func() bool { return local.n.Load() == 2 })
+	waitFor(t, "the spool to empty", 2*time.Second, func() bool { return r.Stats().Spooled == 0 })
+	time.Sleep(20 * time.Millisecond)
+	var got []any
+	for _, c := range local.all() {
+		got = append(got, c.Args[0])
+	}
+	if fmt.Sprint(got) != "[2 3]" {
+		t.Errorf("reacted to %v, want [2 3]", got)
 	}
 }

@@ -100,9 +100,12 @@ type Stats struct {
 }
 
 type job struct {
-	tag      string
-	data     map[string]any
-	spoolID  string // "" for bus events
+	tag     string
+	data    map[string]any
+	spoolID string // "" for bus events
+	// durable, when set, yields the spool write's outcome: the reaction
+	// may be rendered before, but acts only after a nil.
+	durable  <-chan error
 	delivery string // delivery key, "" when none
 	// after is closed when the previous event with the same tag has been
 	// reacted to; done is closed when this one has (see enqueue).
@@ -294,15 +297,20 @@ func (r *Reactor) Accept(ctx context.Context, tag string, data map[string]any, d
 		r.inFlight[key] = id
 	}
 	r.mu.Unlock()
+	// Queued before the write, so a worker renders the reaction while the
+	// fsync runs; it acts only once the write is durable, and not at all
+	// if the write fails (the sender then gets an error, not a 200).
+	durable := make(chan error, 1)
+	r.enqueue(job{tag: tag, data: data, spoolID: id, delivery: key, durable: durable})
 	if err := r.spool.write(id, tag, deliveryID, data, now); err != nil {
-		r.reserved.Add(-1)
 		r.mu.Lock()
 		delete(r.inQueue, id)
 		r.mu.Unlock()
 		release()
+		durable <- err
 		return err
 	}
-	r.enqueue(job{tag: tag, data: data, spoolID: id, delivery: key})
+	durable <- nil
 
 	if r.bus != nil {
 		marked := make(map[string]any, len(data)+1)
@@ -572,6 +580,25 @@ func (r *Reactor) process(ctx context.Context, j job) {
 		}
 		rs, err := r.render(file, j.tag, j.data)
 		out = append(out, rendered{file: file, reactions: rs, err: err})
+	}
+	if j.durable != nil {
+		var err error
+		select {
+		case err = <-j.durable:
+		case <-ctx.Done():
+		}
+		if err != nil {
+			// Never acknowledged; Accept cleaned up. The tag's next
+			// event still waits for this one's turn to pass.
+			if j.after != nil {
+				select {
+				case <-j.after:
+				case <-ctx.Done():
+				}
+			}
+			r.finished(j)
+			return
+		}
 	}
 	// The queue is FIFO, so the event this one waits for was taken by
 	// another worker already: waiting here cannot starve it.
