@@ -35,7 +35,7 @@ func (m *Master) setupReactor() error {
 		Opts:      opts,
 		PyLimits: pyrender.Limits{MaxSteps: m.cfg.ReactorPyMaxSteps,
 			Timeout: time.Duration(m.cfg.ReactorPyTimeout * float64(time.Second))},
-	}, m.reactorBus(), m, m.log.With("component", "reactor"))
+	}, m.reactorBus(), m.timedLocal(), m.log.With("component", "reactor"))
 	if err != nil {
 		return fmt.Errorf("reactor: %w", err)
 	}
@@ -83,6 +83,29 @@ func (m *Master) setupReactor() error {
 		m.webhook = srv
 	}
 	return nil
+}
+
+// timedLocal is the master as the reactor's Local, timing each publish:
+// reactions to one tag publish one after another, so this time bounds how
+// many hooks a second one hook path can take.
+func (m *Master) timedLocal() reactor.Local {
+	h := prometheus.NewHistogram(prometheus.HistogramOpts{Name: "brine_reactor_publish_seconds",
+		Help:    "Time a reaction's job publish took (target, job cache, delivery).",
+		Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16)})
+	m.metrics.reg.MustRegister(h)
+	return timedLocal{m: m, h: h}
+}
+
+type timedLocal struct {
+	m *Master
+	h prometheus.Histogram
+}
+
+func (t timedLocal) PublishAsync(ctx context.Context, tgt, tgtType, fun string, args []any, kwargs map[string]any, user string) (string, error) {
+	start := time.Now()
+	jid, err := t.m.PublishAsync(ctx, tgt, tgtType, fun, args, kwargs, user)
+	t.h.Observe(time.Since(start).Seconds())
+	return jid, err
 }
 
 func (m *Master) startReactor(ctx context.Context) {
