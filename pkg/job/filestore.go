@@ -51,6 +51,10 @@ type FileStore struct {
 	// finished fan-out's duplicate set is freed without further traffic.
 	sweep     *time.Timer
 	idleAfter time.Duration // idleLogAfter; shorter in tests
+	// fresh holds jids whose directory this store created: they have no
+	// returns yet, so their first return creates the log without reading
+	// anything (bounded: forgetting one only costs that shortcut).
+	fresh map[string]struct{}
 
 	// flushMu makes the syncer and Flush take turns, so Flush returning
 	// means every record saved before it is on disk.
@@ -102,7 +106,8 @@ func OpenFileStore(dir string) (*FileStore, error) {
 	if err := os.Chmod(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("job cache %s: %w", dir, err)
 	}
-	return &FileStore{dir: dir, logs: map[string]*logRef{}, dirty: map[string]struct{}{}, idleAfter: idleLogAfter}, nil
+	return &FileStore{dir: dir, logs: map[string]*logRef{}, dirty: map[string]struct{}{}, idleAfter: idleLogAfter,
+		fresh: map[string]struct{}{}}, nil
 }
 
 // SaveJob records j, replacing an earlier record of the same jid (the
@@ -128,13 +133,24 @@ func (s *FileStore) SaveJob(ctx context.Context, j Job) error {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	jobDir := filepath.Join(s.dir, j.JID)
-	if err := os.Mkdir(jobDir, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
+	created := true
+	if err := os.Mkdir(jobDir, 0o700); errors.Is(err, fs.ErrExist) {
+		created = false
+	} else if err != nil {
 		return fmt.Errorf("save job %s: %w", j.JID, err)
 	}
 	if err := writeAtomic(jobDir, jobFile, data); err != nil {
 		return fmt.Errorf("save job %s: %w", j.JID, err)
 	}
 	s.markDirty(j.JID)
+	if created {
+		s.logsMu.Lock()
+		if len(s.fresh) >= 4096 {
+			clear(s.fresh)
+		}
+		s.fresh[j.JID] = struct{}{}
+		s.logsMu.Unlock()
+	}
 	return nil
 }
 
@@ -192,6 +208,8 @@ func (s *FileStore) acquire(jid string) (*logRef, error) {
 	// A placeholder keeps a second caller from loading the log again, and
 	// (refs > 0) keeps the entry from being evicted while it loads: a
 	// load racing an eviction could miss a return and let a duplicate in.
+	_, fresh := s.fresh[jid]
+	delete(s.fresh, jid)
 	ref = &logRef{ready: make(chan struct{}), refs: 1, lastUse: now}
 	s.logs[jid] = ref
 	s.evictLocked()
@@ -200,7 +218,7 @@ func (s *FileStore) acquire(jid string) (*logRef, error) {
 	}
 	s.logsMu.Unlock()
 
-	ref.log, ref.err = openLog(s.dir, jid)
+	ref.log, ref.err = openLog(s.dir, jid, fresh)
 	if ref.err == nil && s.SyncReturns && ref.log.created {
 		// The new log's name and the job itself must be on disk before a
 		// synced return can be.
@@ -554,6 +572,7 @@ func (s *FileStore) Prune(ctx context.Context, olderThan time.Time) (int, error)
 		if ref := s.logs[jid]; ref != nil {
 			s.closeLocked(jid, ref)
 		}
+		delete(s.fresh, jid)
 		s.logsMu.Unlock()
 		if err := os.RemoveAll(filepath.Join(s.dir, jid)); err != nil {
 			return n, fmt.Errorf("prune job %s: %w", jid, err)

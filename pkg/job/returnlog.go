@@ -107,21 +107,30 @@ type jobLog struct {
 // rebuilds the duplicate set from it and from returns an older layout
 // kept as ret/<minion>.json, and cuts off a torn last line. A jid whose
 // directory does not exist is ErrNotFound: O_CREATE cannot make the
-// directory, so a late return never resurrects a pruned job.
-func openLog(dir, jid string) (*jobLog, error) {
+// directory, so a late return never resurrects a pruned job. fresh says
+// this store just created the job directory: then the log is created
+// exclusively and nothing needs reading (if it exists after all, it is
+// loaded as usual).
+func openLog(dir, jid string, fresh bool) (*jobLog, error) {
 	jobDir := filepath.Join(dir, jid)
 	path := filepath.Join(jobDir, returnsFile)
+	if fresh {
+		f, err := os.OpenFile(path, os.O_RDWR|os.O_APPEND|os.O_CREATE|os.O_EXCL, 0o600)
+		if err == nil {
+			return &jobLog{jid: jid, path: path, f: f, created: true, seen: map[string]struct{}{}}, nil
+		}
+		if !errors.Is(err, fs.ErrExist) {
+			return nil, notFound(err)
+		}
+	}
 	created := false
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_APPEND, 0o600)
 	if errors.Is(err, fs.ErrNotExist) {
 		f, err = os.OpenFile(path, os.O_RDWR|os.O_APPEND|os.O_CREATE, 0o600)
 		created = err == nil
 	}
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, ErrNotFound
-	}
 	if err != nil {
-		return nil, err
+		return nil, notFound(err)
 	}
 	l := &jobLog{jid: jid, path: path, f: f, created: created, seen: map[string]struct{}{}}
 	if err := l.load(jobDir); err != nil {
@@ -129,6 +138,14 @@ func openLog(dir, jid string) (*jobLog, error) {
 		return nil, err
 	}
 	return l, nil
+}
+
+// notFound turns a missing job directory into ErrNotFound.
+func notFound(err error) error {
+	if errors.Is(err, fs.ErrNotExist) {
+		return ErrNotFound
+	}
+	return err
 }
 
 func (l *jobLog) load(jobDir string) error {

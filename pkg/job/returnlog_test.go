@@ -546,3 +546,29 @@ func FuzzScanReturns(f *testing.F) {
 }
 
 func jsonUnmarshal(s string, v any) error { return json.Unmarshal([]byte(s), v) }
+
+// TestFreshJobWithExistingLog: the shortcut for jobs this store just
+// created falls back to reading the log if one is there after all.
+func TestFreshJobWithExistingLog(t *testing.T) {
+	s, dir := openStore(t)
+	jid := jidAt(t0)
+	mustSave(t, s, sampleJob(jid))
+	if err := os.WriteFile(filepath.Join(dir, jid, returnsFile), []byte(jsonOf(sampleReturn(jid, "web1"))+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AddReturn(t.Context(), sampleReturn(jid, "web1")); !errors.Is(err, ErrDuplicateReturn) {
+		t.Errorf("AddReturn over an existing log: %v, want ErrDuplicateReturn", err)
+	}
+	// And a fresh job whose directory vanished is not found, not recreated.
+	gone := jidAt(t0.Add(time.Second))
+	mustSave(t, s, sampleJob(gone))
+	if err := os.RemoveAll(filepath.Join(dir, gone)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AddReturn(t.Context(), sampleReturn(gone, "web1")); !errors.Is(err, ErrNotFound) {
+		t.Errorf("AddReturn to a vanished job: %v, want ErrNotFound", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, gone)); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("vanished job recreated: %v", err)
+	}
+}
