@@ -37,9 +37,10 @@ type FileStore struct {
 	// line is dropped on the next read and cut off before the next
 	// append). When on, concurrent returns share one fsync.
 	SyncReturns bool
-	// SyncEvery bounds how long a saved job record waits for its fsync
-	// (DefaultSyncEvery when <= 0). SaveJob itself only writes and renames,
-	// so publishing a job never waits for the disk.
+	// SyncEvery bounds how long a saved job record waits to be made
+	// durable (DefaultSyncEvery when <= 0; see syncTree). SaveJob itself
+	// only writes and renames, so publishing a job never waits for the
+	// disk. Set it before the first SaveJob.
 	SyncEvery time.Duration
 	// MaxOpenLogs bounds the returns logs held open (DefaultMaxOpenLogs
 	// when <= 0); the least recently used idle one is closed first.
