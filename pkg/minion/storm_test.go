@@ -20,8 +20,8 @@ import (
 type reconnects struct{ n atomic.Int64 }
 
 func (r *reconnects) Enabled(context.Context, slog.Level) bool { return true }
-func (r *reconnects) WithAttrs([]slog.Attr) slog.Handler      { return r }
-func (r *reconnects) WithGroup(string) slog.Handler           { return r }
+func (r *reconnects) WithAttrs([]slog.Attr) slog.Handler       { return r }
+func (r *reconnects) WithGroup(string) slog.Handler            { return r }
 func (r *reconnects) Handle(_ context.Context, rec slog.Record) error {
 	if rec.Message == "disconnected from master" {
 		r.n.Add(1)
