@@ -60,6 +60,24 @@ type Local interface {
 	PublishAsync(ctx context.Context, tgt, tgtType, fun string, args []any, kwargs map[string]any, user string) (jid string, err error)
 }
 
+// Preparer is a Local that can split a publish in two: the part whose
+// order does not matter (resolving the target, allocating the jid, saving
+// the job) and the part that must keep the tag's order (announcing the
+// job and delivering it to minions). The reactor prepares reactions to
+// one tag in parallel and sends them in arrival order, so a busy hook
+// path is limited by the send alone.
+type Preparer interface {
+	PreparePublish(ctx context.Context, tgt, tgtType, fun string, args []any, kwargs map[string]any, user string) (Prepared, error)
+}
+
+// Prepared is a publish ready to send. Exactly one of Send or Cancel is
+// called.
+type Prepared interface {
+	Send(ctx context.Context) (jid string, err error)
+	// Cancel gives up a prepared publish that will not be sent (shutdown).
+	Cancel()
+}
+
 // Config configures a Reactor.
 type Config struct {
 	Rules          []Rule
@@ -564,6 +582,52 @@ type rendered struct {
 	file      string
 	reactions []reaction
 	err       error
+	// prepared[i] is reactions[i]'s publish made ready out of order (a
+	// Preparer Local), or its error; nil where not prepared.
+	prepared []preparedPublish
+}
+
+type preparedPublish struct {
+	p   Prepared
+	err error
+}
+
+// prepare readies the local reactions' publishes, when the Local can.
+func (r *Reactor) prepare(ctx context.Context, out []rendered) {
+	pl, ok := r.local.(Preparer)
+	if !ok {
+		return
+	}
+	for i := range out {
+		rd := &out[i]
+		if rd.err != nil {
+			continue
+		}
+		for k, rc := range rd.reactions {
+			if rc.Client != "local" {
+				continue
+			}
+			if rd.prepared == nil {
+				rd.prepared = make([]preparedPublish, len(rd.reactions))
+			}
+			p, err := pl.PreparePublish(ctx, rc.Tgt, rc.TgtType, rc.Fun, rc.Args, rc.Kwargs, User)
+			if err != nil {
+				err = fmt.Errorf("local.%s on %s %q: %w", rc.Fun, rc.TgtType, rc.Tgt, err)
+			}
+			rd.prepared[k] = preparedPublish{p: p, err: err}
+		}
+	}
+}
+
+// cancelPrepared gives up publishes prepared but never sent.
+func cancelPrepared(out []rendered) {
+	for _, rd := range out {
+		for _, pp := range rd.prepared {
+			if pp.p != nil {
+				pp.p.Cancel()
+			}
+		}
+	}
 }
 
 // process reacts to one event. Rendering (template, YAML, #!py) has no
@@ -600,6 +664,8 @@ func (r *Reactor) process(ctx context.Context, j job) {
 			return
 		}
 	}
+	// Durable: what does not depend on order is done now, in parallel.
+	r.prepare(ctx, out)
 	// The queue is FIFO, so the event this one waits for was taken by
 	// another worker already: waiting here cannot starve it.
 	if j.after != nil {
@@ -608,12 +674,13 @@ func (r *Reactor) process(ctx context.Context, j job) {
 		case <-ctx.Done():
 		}
 	}
-	for _, rd := range out {
+	for i := range out {
 		if ctx.Err() != nil {
 			break
 		}
-		r.act(ctx, j, rd)
+		r.act(ctx, j, &out[i])
 	}
+	cancelPrepared(out)
 	// The record that this event was reacted to is queued before the
 	// tag's next event may act: records reach the disk in order, so a
 	// crash can never leave a later deploy recorded and an earlier one
@@ -666,7 +733,7 @@ func (r *Reactor) outcome(o string) {
 }
 
 // act publishes one file's rendered reactions, in file order.
-func (r *Reactor) act(ctx context.Context, j job, rd rendered) {
+func (r *Reactor) act(ctx context.Context, j job, rd *rendered) {
 	file := rd.file
 	if rd.err != nil {
 		r.outcome("failed")
@@ -674,8 +741,21 @@ func (r *Reactor) act(ctx context.Context, j job, rd rendered) {
 		r.fire(ctx, TagFailed, map[string]any{"tag": j.tag, "file": file, "error": rd.err.Error()})
 		return
 	}
-	for _, rc := range rd.reactions {
-		jid, err := r.execute(ctx, rc)
+	for k, rc := range rd.reactions {
+		var jid string
+		var err error
+		if k < len(rd.prepared) && (rd.prepared[k].p != nil || rd.prepared[k].err != nil) {
+			pp := rd.prepared[k]
+			rd.prepared[k] = preparedPublish{} // sent: not to be cancelled
+			err = pp.err
+			if pp.p != nil {
+				if jid, err = pp.p.Send(ctx); err != nil {
+					err = fmt.Errorf("local.%s on %s %q: %w", rc.Fun, rc.TgtType, rc.Tgt, err)
+				}
+			}
+		} else {
+			jid, err = r.execute(ctx, rc)
+		}
 		if err != nil {
 			r.outcome("failed")
 			r.log.Error("reaction failed", "tag", j.tag, "file", file, "reaction", rc.ID, "err", err)
