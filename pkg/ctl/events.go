@@ -43,7 +43,7 @@ exits with status 0. With --out yaml each event is a YAML document.`,
 				return err
 			}
 			defer c.Close()
-			stream, err := c.Control.Events(ctx, &brinev1.EventsRequest{TagGlob: tag})
+			stream, err := c.Events(ctx, tag)
 			if err != nil {
 				return a.eventsErr(c, ctx.Err(), err)
 			}

@@ -90,7 +90,7 @@ func (a *app) publish(ctx context.Context, p *publishFlags, j job) error {
 	timeout := time.Duration(p.timeout) * time.Second
 	sctx, cancel := context.WithTimeout(ctx, timeout+streamGrace)
 	defer cancel()
-	stream, err := c.Control.Publish(sctx, &brinev1.PublishRequest{
+	stream, err := c.Publish(sctx, &brinev1.PublishRequest{
 		Target:    j.target,
 		TgtType:   p.target.tgtType(),
 		Fun:       j.fun,

@@ -9,7 +9,9 @@ import (
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 
+	"github.com/brine-cm/brine/pkg/event"
 	"github.com/brine-cm/brine/pkg/wire"
 	pb "github.com/brine-cm/brine/proto/brinev1"
 )
@@ -26,6 +28,7 @@ func (s *controlServer) Publish(req *pb.PublishRequest, stream pb.Control_Publis
 		Target: req.GetTarget(), TgtType: req.GetTgtType(), Fun: req.GetFun(),
 		Args: wire.Args(req.GetArgs()), Kwargs: wire.Map(req.GetKwargs()),
 		Timeout: time.Duration(req.GetTimeoutMs()) * time.Millisecond, User: req.GetUser(),
+		BatchReturns: req.GetBatchReturns(),
 	}
 	var sendErr error
 	_, err := s.m.Publish(stream.Context(), spec, func(ev *pb.PublishEvent) {
@@ -78,15 +81,79 @@ func (s *controlServer) Events(req *pb.EventsRequest, stream pb.Control_EventsSe
 			if !ok {
 				return nil
 			}
-			data, err := wire.Struct(ev.Data)
+			pe, err := wireEvent(ev)
 			if err != nil {
 				continue
 			}
-			if err := stream.Send(&pb.Event{Tag: ev.Tag, Data: data, TimeUnixNano: ev.Time.UnixNano()}); err != nil {
+			if err := stream.Send(pe); err != nil {
 				return err
 			}
 		}
 	}
+}
+
+// Bounds of one EventBatch (see maxBatchReturns).
+const (
+	maxBatchEvents     = 4096
+	maxBatchEventBytes = 1 << 20
+)
+
+// EventBatches sends, in one message, every event queued for the
+// subscriber when it is ready to send: under a burst the subscriber's
+// buffer is drained a batch at a time instead of an event at a time, so it
+// keeps up where Events falls behind and drops.
+func (s *controlServer) EventBatches(req *pb.EventsRequest, stream pb.Control_EventBatchesServer) error {
+	sub := s.m.bus.Subscribe(req.GetTagGlob(), 4096)
+	defer sub.Close()
+	for {
+		var first event.Event
+		select {
+		case <-stream.Context().Done():
+			return nil
+		case ev, ok := <-sub.C:
+			if !ok {
+				return nil
+			}
+			first = ev
+		}
+		batch := &pb.EventBatch{}
+		size := 0
+		add := func(ev event.Event) {
+			pe, err := wireEvent(ev)
+			if err != nil {
+				return
+			}
+			batch.Events = append(batch.Events, pe)
+			size += proto.Size(pe)
+		}
+		add(first)
+	drain:
+		for len(batch.Events) < maxBatchEvents && size < maxBatchEventBytes {
+			select {
+			case ev, ok := <-sub.C:
+				if !ok {
+					break drain
+				}
+				add(ev)
+			default:
+				break drain
+			}
+		}
+		if len(batch.Events) == 0 {
+			continue
+		}
+		if err := stream.Send(batch); err != nil {
+			return err
+		}
+	}
+}
+
+func wireEvent(ev event.Event) (*pb.Event, error) {
+	data, err := wire.Struct(ev.Data)
+	if err != nil {
+		return nil, err
+	}
+	return &pb.Event{Tag: ev.Tag, Data: data, TimeUnixNano: ev.Time.UnixNano()}, nil
 }
 
 func (m *Master) runnerNames() []string {

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/brine-cm/brine/pkg/job"
@@ -30,7 +31,19 @@ type PublishSpec struct {
 	Kwargs  map[string]any
 	Timeout time.Duration // how long to wait for returns
 	User    string
+	// BatchReturns makes Publish hand onEvent every return already queued
+	// in one PublishEvent_Rets instead of one PublishEvent_Ret each: a
+	// caller that forwards events over gRPC then sends one message per
+	// batch (ten thousand returns arriving together are a few dozen).
+	BatchReturns bool
 }
+
+// Bounds of one batch of returns: well under gRPC's default 4 MiB receive
+// limit, and small enough that the first returns are not held back long.
+const (
+	maxBatchReturns = 4096
+	maxBatchBytes   = 1 << 20
+)
 
 // JobResult is what a synchronous publish gathered.
 type JobResult struct {
@@ -156,10 +169,21 @@ func (m *Master) start(ctx context.Context, spec PublishSpec) (*pb.JobStarted, [
 		m.dropTracker(jid)
 		return nil, nil, nil, &InvalidTargetError{fmt.Errorf("keyword arguments: %w", err)}
 	}
-	var sent []string
+	sent := make([]string, 0, len(live))
+	// Without a preparer every minion gets the same message: one Job, one
+	// MasterMessage, read concurrently by the streams' senders (marshalling
+	// only reads it), instead of two allocations per minion.
+	var shared *pb.MasterMessage
+	if m.preparers[spec.Fun] == nil {
+		shared = &pb.MasterMessage{Msg: &pb.MasterMessage_Job{Job: &pb.Job{Jid: jid, Fun: spec.Fun, Args: args, Kwargs: kwargs, User: spec.User}}}
+	}
 	for id, c := range live {
-		pj := &pb.Job{Jid: jid, Fun: spec.Fun, Args: args, Kwargs: kwargs, User: spec.User}
-		if m.deliver(ctx, c, pj) == delivered {
+		msg := shared
+		if msg == nil {
+			// A preparer fills the job in per minion (a compiled state).
+			msg = &pb.MasterMessage{Msg: &pb.MasterMessage_Job{Job: &pb.Job{Jid: jid, Fun: spec.Fun, Args: args, Kwargs: kwargs, User: spec.User}}}
+		}
+		if m.deliverMsg(ctx, c, msg) == delivered {
 			sent = append(sent, id)
 		}
 	}
@@ -178,6 +202,14 @@ const (
 
 // deliver prepares and sends a job on one minion's stream.
 func (m *Master) deliver(ctx context.Context, c *conn, pj *pb.Job) delivery {
+	return m.deliverMsg(ctx, c, &pb.MasterMessage{Msg: &pb.MasterMessage_Job{Job: pj}})
+}
+
+// deliverMsg is deliver for a MasterMessage carrying the Job, which may be
+// shared by many minions: it is only modified when the job's function has
+// a preparer, and then each minion has its own.
+func (m *Master) deliverMsg(ctx context.Context, c *conn, msg *pb.MasterMessage) delivery {
+	pj := msg.GetJob()
 	id, jid := c.id, pj.GetJid()
 	if prep := m.preparers[pj.GetFun()]; prep != nil {
 		c.mu.Lock()
@@ -194,7 +226,7 @@ func (m *Master) deliver(ctx context.Context, c *conn, pj *pb.Job) delivery {
 	c.mu.Lock()
 	c.outstanding[jid] = struct{}{}
 	c.mu.Unlock()
-	if !c.enqueue(&pb.MasterMessage{Msg: &pb.MasterMessage_Job{Job: pj}}) {
+	if !c.enqueue(msg) {
 		c.mu.Lock()
 		delete(c.outstanding, jid)
 		c.mu.Unlock()
@@ -242,16 +274,51 @@ func (m *Master) Publish(ctx context.Context, spec PublishSpec, onEvent func(*pb
 	}
 	timer := time.NewTimer(timeout)
 	defer timer.Stop()
+	var batch []*pb.Return
+	batchBytes := 0
+	// take records r; it reports whether r was new.
+	take := func(r *pb.Return) bool {
+		if _, dup := res.Returns[r.GetId()]; dup {
+			return false
+		}
+		res.Returns[r.GetId()] = r
+		return true
+	}
+	flush := func() {
+		if len(batch) > 0 && onEvent != nil {
+			onEvent(&pb.PublishEvent{Ev: &pb.PublishEvent_Rets{Rets: &pb.ReturnBatch{Rets: batch}}})
+		}
+		batch, batchBytes = nil, 0
+	}
 	for len(res.Returns) < want {
 		select {
 		case r := <-tr.returns:
-			if _, dup := res.Returns[r.GetId()]; dup {
+			if !take(r) {
 				continue
 			}
-			res.Returns[r.GetId()] = r
-			if onEvent != nil {
-				onEvent(&pb.PublishEvent{Ev: &pb.PublishEvent_Ret{Ret: r}})
+			if !spec.BatchReturns {
+				if onEvent != nil {
+					onEvent(&pb.PublishEvent{Ev: &pb.PublishEvent_Ret{Ret: r}})
+				}
+				continue
 			}
+			// Whatever else has already arrived goes in the same message;
+			// nothing waits for more to arrive.
+			batch = append(batch, r)
+			batchBytes += proto.Size(r)
+		drain:
+			for len(res.Returns) < want && len(batch) < maxBatchReturns && batchBytes < maxBatchBytes {
+				select {
+				case r := <-tr.returns:
+					if take(r) {
+						batch = append(batch, r)
+						batchBytes += proto.Size(r)
+					}
+				default:
+					break drain
+				}
+			}
+			flush()
 		case <-timer.C:
 			goto done
 		case <-ctx.Done():

@@ -1138,14 +1138,18 @@ func (x *Pong) GetSeq() int64 {
 }
 
 type PublishRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Target        string                 `protobuf:"bytes,1,opt,name=target,proto3" json:"target,omitempty"`
-	TgtType       string                 `protobuf:"bytes,2,opt,name=tgt_type,json=tgtType,proto3" json:"tgt_type,omitempty"` // glob (default), list, grain, grain_pcre, pcre, ipcidr, compound
-	Fun           string                 `protobuf:"bytes,3,opt,name=fun,proto3" json:"fun,omitempty"`
-	Args          *structpb.ListValue    `protobuf:"bytes,4,opt,name=args,proto3" json:"args,omitempty"`
-	Kwargs        *structpb.Struct       `protobuf:"bytes,5,opt,name=kwargs,proto3" json:"kwargs,omitempty"`
-	TimeoutMs     int64                  `protobuf:"varint,6,opt,name=timeout_ms,json=timeoutMs,proto3" json:"timeout_ms,omitempty"`
-	User          string                 `protobuf:"bytes,7,opt,name=user,proto3" json:"user,omitempty"`
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Target    string                 `protobuf:"bytes,1,opt,name=target,proto3" json:"target,omitempty"`
+	TgtType   string                 `protobuf:"bytes,2,opt,name=tgt_type,json=tgtType,proto3" json:"tgt_type,omitempty"` // glob (default), list, grain, grain_pcre, pcre, ipcidr, compound
+	Fun       string                 `protobuf:"bytes,3,opt,name=fun,proto3" json:"fun,omitempty"`
+	Args      *structpb.ListValue    `protobuf:"bytes,4,opt,name=args,proto3" json:"args,omitempty"`
+	Kwargs    *structpb.Struct       `protobuf:"bytes,5,opt,name=kwargs,proto3" json:"kwargs,omitempty"`
+	TimeoutMs int64                  `protobuf:"varint,6,opt,name=timeout_ms,json=timeoutMs,proto3" json:"timeout_ms,omitempty"`
+	User      string                 `protobuf:"bytes,7,opt,name=user,proto3" json:"user,omitempty"`
+	// batch_returns asks for returns that arrive together to come in one
+	// PublishEvent (rets) instead of one each (ret). Clients that do not set
+	// it (older brinectl) get one ret per return, as before.
+	BatchReturns  bool `protobuf:"varint,8,opt,name=batch_returns,json=batchReturns,proto3" json:"batch_returns,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1229,6 +1233,13 @@ func (x *PublishRequest) GetUser() string {
 	return ""
 }
 
+func (x *PublishRequest) GetBatchReturns() bool {
+	if x != nil {
+		return x.BatchReturns
+	}
+	return false
+}
+
 type PublishEvent struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Types that are valid to be assigned to Ev:
@@ -1236,6 +1247,7 @@ type PublishEvent struct {
 	//	*PublishEvent_Started
 	//	*PublishEvent_Ret
 	//	*PublishEvent_Done
+	//	*PublishEvent_Rets
 	Ev            isPublishEvent_Ev `protobuf_oneof:"ev"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1305,6 +1317,15 @@ func (x *PublishEvent) GetDone() *JobDone {
 	return nil
 }
 
+func (x *PublishEvent) GetRets() *ReturnBatch {
+	if x != nil {
+		if x, ok := x.Ev.(*PublishEvent_Rets); ok {
+			return x.Rets
+		}
+	}
+	return nil
+}
+
 type isPublishEvent_Ev interface {
 	isPublishEvent_Ev()
 }
@@ -1321,11 +1342,62 @@ type PublishEvent_Done struct {
 	Done *JobDone `protobuf:"bytes,3,opt,name=done,proto3,oneof"`
 }
 
+type PublishEvent_Rets struct {
+	Rets *ReturnBatch `protobuf:"bytes,4,opt,name=rets,proto3,oneof"` // only when the request set batch_returns
+}
+
 func (*PublishEvent_Started) isPublishEvent_Ev() {}
 
 func (*PublishEvent_Ret) isPublishEvent_Ev() {}
 
 func (*PublishEvent_Done) isPublishEvent_Ev() {}
+
+func (*PublishEvent_Rets) isPublishEvent_Ev() {}
+
+// ReturnBatch is several returns of one job, in arrival order.
+type ReturnBatch struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Rets          []*Return              `protobuf:"bytes,1,rep,name=rets,proto3" json:"rets,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReturnBatch) Reset() {
+	*x = ReturnBatch{}
+	mi := &file_brine_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReturnBatch) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReturnBatch) ProtoMessage() {}
+
+func (x *ReturnBatch) ProtoReflect() protoreflect.Message {
+	mi := &file_brine_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReturnBatch.ProtoReflect.Descriptor instead.
+func (*ReturnBatch) Descriptor() ([]byte, []int) {
+	return file_brine_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *ReturnBatch) GetRets() []*Return {
+	if x != nil {
+		return x.Rets
+	}
+	return nil
+}
 
 type JobStarted struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -1338,7 +1410,7 @@ type JobStarted struct {
 
 func (x *JobStarted) Reset() {
 	*x = JobStarted{}
-	mi := &file_brine_proto_msgTypes[17]
+	mi := &file_brine_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1350,7 +1422,7 @@ func (x *JobStarted) String() string {
 func (*JobStarted) ProtoMessage() {}
 
 func (x *JobStarted) ProtoReflect() protoreflect.Message {
-	mi := &file_brine_proto_msgTypes[17]
+	mi := &file_brine_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1363,7 +1435,7 @@ func (x *JobStarted) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JobStarted.ProtoReflect.Descriptor instead.
 func (*JobStarted) Descriptor() ([]byte, []int) {
-	return file_brine_proto_rawDescGZIP(), []int{17}
+	return file_brine_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *JobStarted) GetJid() string {
@@ -1398,7 +1470,7 @@ type JobDone struct {
 
 func (x *JobDone) Reset() {
 	*x = JobDone{}
-	mi := &file_brine_proto_msgTypes[18]
+	mi := &file_brine_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1410,7 +1482,7 @@ func (x *JobDone) String() string {
 func (*JobDone) ProtoMessage() {}
 
 func (x *JobDone) ProtoReflect() protoreflect.Message {
-	mi := &file_brine_proto_msgTypes[18]
+	mi := &file_brine_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1423,7 +1495,7 @@ func (x *JobDone) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JobDone.ProtoReflect.Descriptor instead.
 func (*JobDone) Descriptor() ([]byte, []int) {
-	return file_brine_proto_rawDescGZIP(), []int{18}
+	return file_brine_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *JobDone) GetJid() string {
@@ -1458,7 +1530,7 @@ type RunnerRequest struct {
 
 func (x *RunnerRequest) Reset() {
 	*x = RunnerRequest{}
-	mi := &file_brine_proto_msgTypes[19]
+	mi := &file_brine_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1470,7 +1542,7 @@ func (x *RunnerRequest) String() string {
 func (*RunnerRequest) ProtoMessage() {}
 
 func (x *RunnerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_brine_proto_msgTypes[19]
+	mi := &file_brine_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1483,7 +1555,7 @@ func (x *RunnerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RunnerRequest.ProtoReflect.Descriptor instead.
 func (*RunnerRequest) Descriptor() ([]byte, []int) {
-	return file_brine_proto_rawDescGZIP(), []int{19}
+	return file_brine_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *RunnerRequest) GetFun() string {
@@ -1516,7 +1588,7 @@ type RunnerReply struct {
 
 func (x *RunnerReply) Reset() {
 	*x = RunnerReply{}
-	mi := &file_brine_proto_msgTypes[20]
+	mi := &file_brine_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1528,7 +1600,7 @@ func (x *RunnerReply) String() string {
 func (*RunnerReply) ProtoMessage() {}
 
 func (x *RunnerReply) ProtoReflect() protoreflect.Message {
-	mi := &file_brine_proto_msgTypes[20]
+	mi := &file_brine_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1541,7 +1613,7 @@ func (x *RunnerReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RunnerReply.ProtoReflect.Descriptor instead.
 func (*RunnerReply) Descriptor() ([]byte, []int) {
-	return file_brine_proto_rawDescGZIP(), []int{20}
+	return file_brine_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *RunnerReply) GetRet() *structpb.Value {
@@ -1560,7 +1632,7 @@ type EventsRequest struct {
 
 func (x *EventsRequest) Reset() {
 	*x = EventsRequest{}
-	mi := &file_brine_proto_msgTypes[21]
+	mi := &file_brine_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1572,7 +1644,7 @@ func (x *EventsRequest) String() string {
 func (*EventsRequest) ProtoMessage() {}
 
 func (x *EventsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_brine_proto_msgTypes[21]
+	mi := &file_brine_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1585,7 +1657,7 @@ func (x *EventsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EventsRequest.ProtoReflect.Descriptor instead.
 func (*EventsRequest) Descriptor() ([]byte, []int) {
-	return file_brine_proto_rawDescGZIP(), []int{21}
+	return file_brine_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *EventsRequest) GetTagGlob() string {
@@ -1593,6 +1665,51 @@ func (x *EventsRequest) GetTagGlob() string {
 		return x.TagGlob
 	}
 	return ""
+}
+
+// EventBatch is several bus events, in publish order.
+type EventBatch struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Events        []*Event               `protobuf:"bytes,1,rep,name=events,proto3" json:"events,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EventBatch) Reset() {
+	*x = EventBatch{}
+	mi := &file_brine_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EventBatch) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EventBatch) ProtoMessage() {}
+
+func (x *EventBatch) ProtoReflect() protoreflect.Message {
+	mi := &file_brine_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EventBatch.ProtoReflect.Descriptor instead.
+func (*EventBatch) Descriptor() ([]byte, []int) {
+	return file_brine_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *EventBatch) GetEvents() []*Event {
+	if x != nil {
+		return x.Events
+	}
+	return nil
 }
 
 var File_brine_proto protoreflect.FileDescriptor
@@ -1678,7 +1795,7 @@ const file_brine_proto_rawDesc = "" +
 	"\x04Ping\x12\x10\n" +
 	"\x03seq\x18\x01 \x01(\x03R\x03seq\"\x18\n" +
 	"\x04Pong\x12\x10\n" +
-	"\x03seq\x18\x01 \x01(\x03R\x03seq\"\xe9\x01\n" +
+	"\x03seq\x18\x01 \x01(\x03R\x03seq\"\x8e\x02\n" +
 	"\x0ePublishRequest\x12\x16\n" +
 	"\x06target\x18\x01 \x01(\tR\x06target\x12\x19\n" +
 	"\btgt_type\x18\x02 \x01(\tR\atgtType\x12\x10\n" +
@@ -1687,12 +1804,16 @@ const file_brine_proto_rawDesc = "" +
 	"\x06kwargs\x18\x05 \x01(\v2\x17.google.protobuf.StructR\x06kwargs\x12\x1d\n" +
 	"\n" +
 	"timeout_ms\x18\x06 \x01(\x03R\ttimeoutMs\x12\x12\n" +
-	"\x04user\x18\a \x01(\tR\x04user\"\x95\x01\n" +
+	"\x04user\x18\a \x01(\tR\x04user\x12#\n" +
+	"\rbatch_returns\x18\b \x01(\bR\fbatchReturns\"\xc2\x01\n" +
 	"\fPublishEvent\x120\n" +
 	"\astarted\x18\x01 \x01(\v2\x14.brine.v1.JobStartedH\x00R\astarted\x12$\n" +
 	"\x03ret\x18\x02 \x01(\v2\x10.brine.v1.ReturnH\x00R\x03ret\x12'\n" +
-	"\x04done\x18\x03 \x01(\v2\x11.brine.v1.JobDoneH\x00R\x04doneB\x04\n" +
-	"\x02ev\"T\n" +
+	"\x04done\x18\x03 \x01(\v2\x11.brine.v1.JobDoneH\x00R\x04done\x12+\n" +
+	"\x04rets\x18\x04 \x01(\v2\x15.brine.v1.ReturnBatchH\x00R\x04retsB\x04\n" +
+	"\x02ev\"3\n" +
+	"\vReturnBatch\x12$\n" +
+	"\x04rets\x18\x01 \x03(\v2\x10.brine.v1.ReturnR\x04rets\"T\n" +
 	"\n" +
 	"JobStarted\x12\x10\n" +
 	"\x03jid\x18\x01 \x01(\tR\x03jid\x12\x1a\n" +
@@ -1709,14 +1830,18 @@ const file_brine_proto_rawDesc = "" +
 	"\vRunnerReply\x12(\n" +
 	"\x03ret\x18\x01 \x01(\v2\x16.google.protobuf.ValueR\x03ret\"*\n" +
 	"\rEventsRequest\x12\x19\n" +
-	"\btag_glob\x18\x01 \x01(\tR\atagGlob2M\n" +
+	"\btag_glob\x18\x01 \x01(\tR\atagGlob\"5\n" +
+	"\n" +
+	"EventBatch\x12'\n" +
+	"\x06events\x18\x01 \x03(\v2\x0f.brine.v1.EventR\x06events2M\n" +
 	"\n" +
 	"MinionLink\x12?\n" +
-	"\aConnect\x12\x17.brine.v1.MinionMessage\x1a\x17.brine.v1.MasterMessage(\x010\x012\xb8\x01\n" +
+	"\aConnect\x12\x17.brine.v1.MinionMessage\x1a\x17.brine.v1.MasterMessage(\x010\x012\xf9\x01\n" +
 	"\aControl\x12=\n" +
 	"\aPublish\x12\x18.brine.v1.PublishRequest\x1a\x16.brine.v1.PublishEvent0\x01\x128\n" +
 	"\x06Runner\x12\x17.brine.v1.RunnerRequest\x1a\x15.brine.v1.RunnerReply\x124\n" +
-	"\x06Events\x12\x17.brine.v1.EventsRequest\x1a\x0f.brine.v1.Event0\x01B)Z'github.com/brine-cm/brine/proto/brinev1b\x06proto3"
+	"\x06Events\x12\x17.brine.v1.EventsRequest\x1a\x0f.brine.v1.Event0\x01\x12?\n" +
+	"\fEventBatches\x12\x17.brine.v1.EventsRequest\x1a\x14.brine.v1.EventBatch0\x01B)Z'github.com/brine-cm/brine/proto/brinev1b\x06proto3"
 
 var (
 	file_brine_proto_rawDescOnce sync.Once
@@ -1730,7 +1855,7 @@ func file_brine_proto_rawDescGZIP() []byte {
 	return file_brine_proto_rawDescData
 }
 
-var file_brine_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
+var file_brine_proto_msgTypes = make([]protoimpl.MessageInfo, 25)
 var file_brine_proto_goTypes = []any{
 	(*MinionMessage)(nil),      // 0: brine.v1.MinionMessage
 	(*MasterMessage)(nil),      // 1: brine.v1.MasterMessage
@@ -1749,15 +1874,17 @@ var file_brine_proto_goTypes = []any{
 	(*Pong)(nil),               // 14: brine.v1.Pong
 	(*PublishRequest)(nil),     // 15: brine.v1.PublishRequest
 	(*PublishEvent)(nil),       // 16: brine.v1.PublishEvent
-	(*JobStarted)(nil),         // 17: brine.v1.JobStarted
-	(*JobDone)(nil),            // 18: brine.v1.JobDone
-	(*RunnerRequest)(nil),      // 19: brine.v1.RunnerRequest
-	(*RunnerReply)(nil),        // 20: brine.v1.RunnerReply
-	(*EventsRequest)(nil),      // 21: brine.v1.EventsRequest
-	nil,                        // 22: brine.v1.MineUpdate.DataEntry
-	(*structpb.Struct)(nil),    // 23: google.protobuf.Struct
-	(*structpb.ListValue)(nil), // 24: google.protobuf.ListValue
-	(*structpb.Value)(nil),     // 25: google.protobuf.Value
+	(*ReturnBatch)(nil),        // 17: brine.v1.ReturnBatch
+	(*JobStarted)(nil),         // 18: brine.v1.JobStarted
+	(*JobDone)(nil),            // 19: brine.v1.JobDone
+	(*RunnerRequest)(nil),      // 20: brine.v1.RunnerRequest
+	(*RunnerReply)(nil),        // 21: brine.v1.RunnerReply
+	(*EventsRequest)(nil),      // 22: brine.v1.EventsRequest
+	(*EventBatch)(nil),         // 23: brine.v1.EventBatch
+	nil,                        // 24: brine.v1.MineUpdate.DataEntry
+	(*structpb.Struct)(nil),    // 25: google.protobuf.Struct
+	(*structpb.ListValue)(nil), // 26: google.protobuf.ListValue
+	(*structpb.Value)(nil),     // 27: google.protobuf.Value
 }
 var file_brine_proto_depIdxs = []int32{
 	3,  // 0: brine.v1.MinionMessage.hello:type_name -> brine.v1.Hello
@@ -1773,38 +1900,43 @@ var file_brine_proto_depIdxs = []int32{
 	12, // 10: brine.v1.MasterMessage.call_reply:type_name -> brine.v1.MasterCallReply
 	13, // 11: brine.v1.MasterMessage.ping:type_name -> brine.v1.Ping
 	2,  // 12: brine.v1.MasterMessage.ack:type_name -> brine.v1.ReturnAck
-	23, // 13: brine.v1.Hello.grains:type_name -> google.protobuf.Struct
-	23, // 14: brine.v1.Welcome.config:type_name -> google.protobuf.Struct
-	24, // 15: brine.v1.Job.args:type_name -> google.protobuf.ListValue
-	23, // 16: brine.v1.Job.kwargs:type_name -> google.protobuf.Struct
-	25, // 17: brine.v1.Return.ret:type_name -> google.protobuf.Value
-	23, // 18: brine.v1.Event.data:type_name -> google.protobuf.Struct
-	22, // 19: brine.v1.MineUpdate.data:type_name -> brine.v1.MineUpdate.DataEntry
-	24, // 20: brine.v1.MasterCall.args:type_name -> google.protobuf.ListValue
-	23, // 21: brine.v1.MasterCall.kwargs:type_name -> google.protobuf.Struct
-	25, // 22: brine.v1.MasterCallReply.ret:type_name -> google.protobuf.Value
-	24, // 23: brine.v1.PublishRequest.args:type_name -> google.protobuf.ListValue
-	23, // 24: brine.v1.PublishRequest.kwargs:type_name -> google.protobuf.Struct
-	17, // 25: brine.v1.PublishEvent.started:type_name -> brine.v1.JobStarted
+	25, // 13: brine.v1.Hello.grains:type_name -> google.protobuf.Struct
+	25, // 14: brine.v1.Welcome.config:type_name -> google.protobuf.Struct
+	26, // 15: brine.v1.Job.args:type_name -> google.protobuf.ListValue
+	25, // 16: brine.v1.Job.kwargs:type_name -> google.protobuf.Struct
+	27, // 17: brine.v1.Return.ret:type_name -> google.protobuf.Value
+	25, // 18: brine.v1.Event.data:type_name -> google.protobuf.Struct
+	24, // 19: brine.v1.MineUpdate.data:type_name -> brine.v1.MineUpdate.DataEntry
+	26, // 20: brine.v1.MasterCall.args:type_name -> google.protobuf.ListValue
+	25, // 21: brine.v1.MasterCall.kwargs:type_name -> google.protobuf.Struct
+	27, // 22: brine.v1.MasterCallReply.ret:type_name -> google.protobuf.Value
+	26, // 23: brine.v1.PublishRequest.args:type_name -> google.protobuf.ListValue
+	25, // 24: brine.v1.PublishRequest.kwargs:type_name -> google.protobuf.Struct
+	18, // 25: brine.v1.PublishEvent.started:type_name -> brine.v1.JobStarted
 	8,  // 26: brine.v1.PublishEvent.ret:type_name -> brine.v1.Return
-	18, // 27: brine.v1.PublishEvent.done:type_name -> brine.v1.JobDone
-	24, // 28: brine.v1.RunnerRequest.args:type_name -> google.protobuf.ListValue
-	23, // 29: brine.v1.RunnerRequest.kwargs:type_name -> google.protobuf.Struct
-	25, // 30: brine.v1.RunnerReply.ret:type_name -> google.protobuf.Value
-	25, // 31: brine.v1.MineUpdate.DataEntry.value:type_name -> google.protobuf.Value
-	0,  // 32: brine.v1.MinionLink.Connect:input_type -> brine.v1.MinionMessage
-	15, // 33: brine.v1.Control.Publish:input_type -> brine.v1.PublishRequest
-	19, // 34: brine.v1.Control.Runner:input_type -> brine.v1.RunnerRequest
-	21, // 35: brine.v1.Control.Events:input_type -> brine.v1.EventsRequest
-	1,  // 36: brine.v1.MinionLink.Connect:output_type -> brine.v1.MasterMessage
-	16, // 37: brine.v1.Control.Publish:output_type -> brine.v1.PublishEvent
-	20, // 38: brine.v1.Control.Runner:output_type -> brine.v1.RunnerReply
-	9,  // 39: brine.v1.Control.Events:output_type -> brine.v1.Event
-	36, // [36:40] is the sub-list for method output_type
-	32, // [32:36] is the sub-list for method input_type
-	32, // [32:32] is the sub-list for extension type_name
-	32, // [32:32] is the sub-list for extension extendee
-	0,  // [0:32] is the sub-list for field type_name
+	19, // 27: brine.v1.PublishEvent.done:type_name -> brine.v1.JobDone
+	17, // 28: brine.v1.PublishEvent.rets:type_name -> brine.v1.ReturnBatch
+	8,  // 29: brine.v1.ReturnBatch.rets:type_name -> brine.v1.Return
+	26, // 30: brine.v1.RunnerRequest.args:type_name -> google.protobuf.ListValue
+	25, // 31: brine.v1.RunnerRequest.kwargs:type_name -> google.protobuf.Struct
+	27, // 32: brine.v1.RunnerReply.ret:type_name -> google.protobuf.Value
+	9,  // 33: brine.v1.EventBatch.events:type_name -> brine.v1.Event
+	27, // 34: brine.v1.MineUpdate.DataEntry.value:type_name -> google.protobuf.Value
+	0,  // 35: brine.v1.MinionLink.Connect:input_type -> brine.v1.MinionMessage
+	15, // 36: brine.v1.Control.Publish:input_type -> brine.v1.PublishRequest
+	20, // 37: brine.v1.Control.Runner:input_type -> brine.v1.RunnerRequest
+	22, // 38: brine.v1.Control.Events:input_type -> brine.v1.EventsRequest
+	22, // 39: brine.v1.Control.EventBatches:input_type -> brine.v1.EventsRequest
+	1,  // 40: brine.v1.MinionLink.Connect:output_type -> brine.v1.MasterMessage
+	16, // 41: brine.v1.Control.Publish:output_type -> brine.v1.PublishEvent
+	21, // 42: brine.v1.Control.Runner:output_type -> brine.v1.RunnerReply
+	9,  // 43: brine.v1.Control.Events:output_type -> brine.v1.Event
+	23, // 44: brine.v1.Control.EventBatches:output_type -> brine.v1.EventBatch
+	40, // [40:45] is the sub-list for method output_type
+	35, // [35:40] is the sub-list for method input_type
+	35, // [35:35] is the sub-list for extension type_name
+	35, // [35:35] is the sub-list for extension extendee
+	0,  // [0:35] is the sub-list for field type_name
 }
 
 func init() { file_brine_proto_init() }
@@ -1833,6 +1965,7 @@ func file_brine_proto_init() {
 		(*PublishEvent_Started)(nil),
 		(*PublishEvent_Ret)(nil),
 		(*PublishEvent_Done)(nil),
+		(*PublishEvent_Rets)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -1840,7 +1973,7 @@ func file_brine_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_brine_proto_rawDesc), len(file_brine_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   23,
+			NumMessages:   25,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

@@ -125,9 +125,10 @@ var MinionLink_ServiceDesc = grpc.ServiceDesc{
 }
 
 const (
-	Control_Publish_FullMethodName = "/brine.v1.Control/Publish"
-	Control_Runner_FullMethodName  = "/brine.v1.Control/Runner"
-	Control_Events_FullMethodName  = "/brine.v1.Control/Events"
+	Control_Publish_FullMethodName      = "/brine.v1.Control/Publish"
+	Control_Runner_FullMethodName       = "/brine.v1.Control/Runner"
+	Control_Events_FullMethodName       = "/brine.v1.Control/Events"
+	Control_EventBatches_FullMethodName = "/brine.v1.Control/EventBatches"
 )
 
 // ControlClient is the client API for Control service.
@@ -142,6 +143,10 @@ type ControlClient interface {
 	Runner(ctx context.Context, in *RunnerRequest, opts ...grpc.CallOption) (*RunnerReply, error)
 	// Events streams the live event bus filtered by tag glob.
 	Events(ctx context.Context, in *EventsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[Event], error)
+	// EventBatches is Events with every event already queued for the
+	// subscriber sent in one message: a busy bus costs one gRPC message per
+	// batch instead of one per event, so the subscriber keeps up.
+	EventBatches(ctx context.Context, in *EventsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[EventBatch], error)
 }
 
 type controlClient struct {
@@ -200,6 +205,25 @@ func (c *controlClient) Events(ctx context.Context, in *EventsRequest, opts ...g
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Control_EventsClient = grpc.ServerStreamingClient[Event]
 
+func (c *controlClient) EventBatches(ctx context.Context, in *EventsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[EventBatch], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Control_ServiceDesc.Streams[2], Control_EventBatches_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[EventsRequest, EventBatch]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Control_EventBatchesClient = grpc.ServerStreamingClient[EventBatch]
+
 // ControlServer is the server API for Control service.
 // All implementations must embed UnimplementedControlServer
 // for forward compatibility.
@@ -212,6 +236,10 @@ type ControlServer interface {
 	Runner(context.Context, *RunnerRequest) (*RunnerReply, error)
 	// Events streams the live event bus filtered by tag glob.
 	Events(*EventsRequest, grpc.ServerStreamingServer[Event]) error
+	// EventBatches is Events with every event already queued for the
+	// subscriber sent in one message: a busy bus costs one gRPC message per
+	// batch instead of one per event, so the subscriber keeps up.
+	EventBatches(*EventsRequest, grpc.ServerStreamingServer[EventBatch]) error
 	mustEmbedUnimplementedControlServer()
 }
 
@@ -230,6 +258,9 @@ func (UnimplementedControlServer) Runner(context.Context, *RunnerRequest) (*Runn
 }
 func (UnimplementedControlServer) Events(*EventsRequest, grpc.ServerStreamingServer[Event]) error {
 	return status.Error(codes.Unimplemented, "method Events not implemented")
+}
+func (UnimplementedControlServer) EventBatches(*EventsRequest, grpc.ServerStreamingServer[EventBatch]) error {
+	return status.Error(codes.Unimplemented, "method EventBatches not implemented")
 }
 func (UnimplementedControlServer) mustEmbedUnimplementedControlServer() {}
 func (UnimplementedControlServer) testEmbeddedByValue()                 {}
@@ -292,6 +323,17 @@ func _Control_Events_Handler(srv interface{}, stream grpc.ServerStream) error {
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Control_EventsServer = grpc.ServerStreamingServer[Event]
 
+func _Control_EventBatches_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(EventsRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(ControlServer).EventBatches(m, &grpc.GenericServerStream[EventsRequest, EventBatch]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Control_EventBatchesServer = grpc.ServerStreamingServer[EventBatch]
+
 // Control_ServiceDesc is the grpc.ServiceDesc for Control service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -313,6 +355,11 @@ var Control_ServiceDesc = grpc.ServiceDesc{
 		{
 			StreamName:    "Events",
 			Handler:       _Control_Events_Handler,
+			ServerStreams: true,
+		},
+		{
+			StreamName:    "EventBatches",
+			Handler:       _Control_EventBatches_Handler,
 			ServerStreams: true,
 		},
 	},
