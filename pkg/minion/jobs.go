@@ -61,9 +61,10 @@ func (m *Minion) runJob(ctx context.Context, j *pb.Job) {
 	if timeout <= 0 {
 		timeout = time.Duration(m.cfg.JobTimeout * float64(time.Second))
 	}
-	jctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
-	defer cancel()
 	start := time.Now()
+	lazy := newDeadlineCtx(context.WithoutCancel(ctx), start.Add(timeout))
+	defer lazy.stop()
+	var jctx context.Context = lazy
 	kwargs := wire.Map(j.GetKwargs())
 	kwargs["__jid__"] = j.GetJid()
 	var sink exec.RetcodeSink
@@ -99,6 +100,45 @@ func (m *Minion) runJob(ctx context.Context, j *pb.Job) {
 	}
 	r.Ret = v
 	m.send(&pb.MinionMessage{Msg: &pb.MinionMessage_Ret{Ret: r}})
+}
+
+// deadlineCtx is context.WithDeadline whose timer is only started when
+// something asks for Done or Err. Most jobs (test.ping, grains.items) never
+// look at their context, and a minion under a fan-out to thousands of
+// others would otherwise arm and stop a runtime timer for each of them.
+type deadlineCtx struct {
+	context.Context
+	deadline time.Time
+	once     sync.Once
+	inner    context.Context
+	cancel   context.CancelFunc
+}
+
+func newDeadlineCtx(parent context.Context, deadline time.Time) *deadlineCtx {
+	return &deadlineCtx{Context: parent, deadline: deadline}
+}
+
+func (c *deadlineCtx) arm() {
+	c.once.Do(func() { c.inner, c.cancel = context.WithDeadline(c.Context, c.deadline) })
+}
+
+func (c *deadlineCtx) Deadline() (time.Time, bool) { return c.deadline, true }
+func (c *deadlineCtx) Done() <-chan struct{}       { c.arm(); return c.inner.Done() }
+func (c *deadlineCtx) Err() error                  { c.arm(); return c.inner.Err() }
+
+// AfterFunc lets contexts derived from this one (a function's own
+// WithTimeout) register with the armed context directly, instead of the
+// context package starting a goroutine to watch an unknown parent type.
+func (c *deadlineCtx) AfterFunc(f func()) func() bool {
+	c.arm()
+	return context.AfterFunc(c.inner, f)
+}
+
+// stop ends the context as a WithDeadline's cancel does (Err is Canceled
+// from here on unless the deadline had already passed).
+func (c *deadlineCtx) stop() {
+	c.once.Do(func() { c.inner, c.cancel = context.WithCancel(c.Context) })
+	c.cancel()
 }
 
 // masterCaller is how execution functions reach the master.
