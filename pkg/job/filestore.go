@@ -213,7 +213,6 @@ func (s *FileStore) acquire(jid string) (*logRef, error) {
 	delete(s.fresh, jid)
 	ref = &logRef{ready: make(chan struct{}), refs: 1, lastUse: now}
 	s.logs[jid] = ref
-	s.evictLocked()
 	if s.sweep == nil {
 		s.sweep = time.AfterFunc(s.idleAfter, s.sweepIdle)
 	}
@@ -229,13 +228,18 @@ func (s *FileStore) acquire(jid string) (*logRef, error) {
 			ref.log = nil
 		}
 	}
+	// Evicting only once a log really opened keeps returns for unknown
+	// jids (refused with ErrNotFound) from pushing real logs out, which
+	// would make them be read back from disk again and again.
+	s.logsMu.Lock()
 	if ref.err != nil {
-		s.logsMu.Lock()
 		if s.logs[jid] == ref {
 			delete(s.logs, jid)
 		}
-		s.logsMu.Unlock()
+	} else {
+		s.evictLocked()
 	}
+	s.logsMu.Unlock()
 	close(ref.ready)
 	if ref.err != nil {
 		s.release(ref)

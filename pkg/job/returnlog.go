@@ -155,10 +155,10 @@ func (l *jobLog) load(jobDir string) error {
 	}
 	valid, problems := scanReturns(l.path, data, l.jid, false, func(r Return) { l.seen[r.MinionID] = struct{}{} })
 	for _, p := range problems {
-		logger().Warn("job cache: skipping a line of a returns log", "err", p)
+		logger().Warn("skipping a line of a returns log", "err", p)
 	}
 	if valid < len(data) {
-		logger().Warn("job cache: cutting off a torn last line (crash mid-append)", "file", l.path, "bytes", len(data)-valid)
+		logger().Warn("cutting off a torn last line (crash mid-append)", "file", l.path, "bytes", len(data)-valid)
 		if err := l.f.Truncate(int64(valid)); err != nil {
 			return fmt.Errorf("%s: cut torn line: %w", l.path, err)
 		}

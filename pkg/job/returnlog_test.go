@@ -572,3 +572,34 @@ func TestFreshJobWithExistingLog(t *testing.T) {
 		t.Errorf("vanished job recreated: %v", err)
 	}
 }
+
+// TestUnknownJIDsDoNotEvict: returns for jobs that do not exist are
+// refused without pushing the open logs of real jobs out of the table.
+func TestUnknownJIDsDoNotEvict(t *testing.T) {
+	s, dir := openStore(t)
+	s.MaxOpenLogs = 2
+	ctx := t.Context()
+	real := []string{jidAt(t0), jidAt(t0.Add(time.Second))}
+	for _, jid := range real {
+		mustSave(t, s, sampleJob(jid))
+		mustReturn(t, s, sampleReturn(jid, "web1"))
+	}
+	before := map[string]*logRef{}
+	for _, jid := range real {
+		before[jid] = s.logs[jid]
+	}
+	for i := range 50 {
+		err := s.AddReturn(ctx, sampleReturn(jidAt(t0.Add(time.Hour+time.Duration(i)*time.Second)), "web1"))
+		if !errors.Is(err, ErrNotFound) {
+			t.Fatalf("return for an unknown jid: %v", err)
+		}
+	}
+	for _, jid := range real {
+		if s.logs[jid] != before[jid] {
+			t.Errorf("log of %s was evicted by returns for unknown jids", jid)
+		}
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != len(real) {
+		t.Errorf("cache holds %d entries, want %d", len(ents), len(real))
+	}
+}
