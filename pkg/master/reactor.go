@@ -10,11 +10,15 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/brine-cm/brine/pkg/config"
+	"github.com/brine-cm/brine/pkg/job"
 	"github.com/brine-cm/brine/pkg/pyrender"
 	"github.com/brine-cm/brine/pkg/reactor"
 	"github.com/brine-cm/brine/pkg/webhook"
+	"github.com/brine-cm/brine/pkg/wire"
+	pb "github.com/brine-cm/brine/proto/brinev1"
 )
 
 // setupReactor builds the reactor (always: it also owns the webhook's
@@ -85,28 +89,117 @@ func (m *Master) setupReactor() error {
 	return nil
 }
 
-// timedLocal is the master as the reactor's Local, timing each publish:
-// reactions to one tag publish one after another, so this time bounds how
-// many hooks a second one hook path can take.
+// timedLocal is the master as the reactor's Local. It is a
+// reactor.Preparer, and times each publish by stage: reactions to one
+// tag send one after another, so the send time bounds how many hooks a
+// second one hook path can take.
 func (m *Master) timedLocal() reactor.Local {
-	h := prometheus.NewHistogram(prometheus.HistogramOpts{Name: "brine_reactor_publish_seconds",
-		Help:    "Time a reaction's job publish took (target, job cache, delivery).",
-		Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16)})
+	h := prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "brine_reactor_publish_seconds",
+		Help:    "Time a reaction's job publish took, by stage: prepare (target, jid, job cache; in parallel), send (announce and deliver; in the tag's order), whole (both, where not prepared).",
+		Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16)}, []string{"stage"})
 	m.metrics.reg.MustRegister(h)
-	return timedLocal{m: m, h: h}
+	return timedLocal{m: m, prepare: h.WithLabelValues("prepare"), send: h.WithLabelValues("send"), whole: h.WithLabelValues("whole")}
 }
 
 type timedLocal struct {
-	m *Master
-	h prometheus.Histogram
+	m                    *Master
+	prepare, send, whole prometheus.Observer
 }
 
 func (t timedLocal) PublishAsync(ctx context.Context, tgt, tgtType, fun string, args []any, kwargs map[string]any, user string) (string, error) {
 	start := time.Now()
 	jid, err := t.m.PublishAsync(ctx, tgt, tgtType, fun, args, kwargs, user)
-	t.h.Observe(time.Since(start).Seconds())
+	t.whole.Observe(time.Since(start).Seconds())
 	return jid, err
 }
+
+// PreparePublish is PublishAsync (start in publish.go) cut in two: the
+// target, the jid and the job cache record here, the job/<jid>/new event
+// and the delivery in Send. In a cluster it declines (nil, nil), and the
+// reactor publishes whole: routing to other masters happens in start only.
+func (t timedLocal) PreparePublish(ctx context.Context, tgt, tgtType, fun string, args []any, kwargs map[string]any, user string) (reactor.Prepared, error) {
+	m := t.m
+	if m.cluster != nil {
+		return nil, nil
+	}
+	begin := time.Now()
+	if tgtType == "" {
+		tgtType = "glob"
+	}
+	if fun == "" {
+		return nil, &InvalidTargetError{errors.New("no function given")}
+	}
+	if args == nil {
+		args = []any{}
+	}
+	if kwargs == nil {
+		kwargs = map[string]any{}
+	}
+	wargs, err := wire.List(args)
+	if err != nil {
+		return nil, &InvalidTargetError{fmt.Errorf("arguments: %w", err)}
+	}
+	wkwargs, err := wire.Struct(kwargs)
+	if err != nil {
+		return nil, &InvalidTargetError{fmt.Errorf("keyword arguments: %w", err)}
+	}
+	ids, err := m.resolve(tgt, tgtType)
+	if err != nil {
+		return nil, err
+	}
+	jid, err := m.newJID(ctx)
+	if err != nil {
+		return nil, err
+	}
+	rec := job.Job{JID: jid, Fun: fun, Args: args, Kwargs: kwargs, Target: tgt, TgtType: tgtType,
+		User: user, Minions: ids, StartTime: time.Now().UTC()}
+	m.mu.Lock()
+	for _, id := range ids {
+		if m.conns[id] == nil {
+			rec.Offline = append(rec.Offline, id)
+		}
+	}
+	m.mu.Unlock()
+	if err := m.jobs.SaveJob(ctx, rec); err != nil {
+		m.log.Error("job cache", "jid", jid, "err", err)
+	}
+	t.prepare.Observe(time.Since(begin).Seconds())
+	return &reactorJob{t: t, rec: rec, args: wargs, kwargs: wkwargs}, nil
+}
+
+// reactorJob is a reaction's job, saved and not yet announced or sent.
+type reactorJob struct {
+	t      timedLocal
+	rec    job.Job
+	args   *structpb.ListValue
+	kwargs *structpb.Struct
+}
+
+func (j *reactorJob) Send(ctx context.Context) (string, error) {
+	begin := time.Now()
+	m, rec := j.t.m, j.rec
+	m.publish("job/"+rec.JID+"/new", map[string]any{"jid": rec.JID, "fun": rec.Fun, "arg": rec.Args, "kwarg": rec.Kwargs,
+		"tgt": rec.Target, "tgt_type": rec.TgtType, "minions": rec.Minions, "user": rec.User})
+	m.metrics.jobStarted()
+	m.mu.Lock()
+	live := make([]*conn, 0, len(rec.Minions))
+	for _, id := range rec.Minions {
+		if c := m.conns[id]; c != nil {
+			live = append(live, c)
+		}
+	}
+	m.mu.Unlock()
+	for _, c := range live {
+		// A job of its own per minion: a preparer (state.apply) fills it in.
+		m.deliver(ctx, c, &pb.Job{Jid: rec.JID, Fun: rec.Fun, Args: j.args, Kwargs: j.kwargs, User: rec.User})
+	}
+	j.t.send.Observe(time.Since(begin).Seconds())
+	return rec.JID, nil
+}
+
+// Cancel leaves the saved job in the cache, targeted and never run, as a
+// job whose minions were all offline.
+func (j *reactorJob) Cancel() {}
 
 func (m *Master) startReactor(ctx context.Context) {
 	go func() {

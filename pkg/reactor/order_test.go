@@ -251,3 +251,25 @@ func TestPreparedPublishCancelledOnShutdown(t *testing.T) {
 		t.Errorf("sent %d, cancelled %d; want 0, 1", local.sent, local.cancelled)
 	}
 }
+
+// decliningLocal is a Preparer that declines every publish (a master in a
+// cluster): the reaction is published whole.
+type decliningLocal struct{ fakeLocal }
+
+func (*decliningLocal) PreparePublish(context.Context, string, string, string, []any, map[string]any, string) (Prepared, error) {
+	return nil, nil
+}
+
+func TestDeclinedPrepareIsPublishedWhole(t *testing.T) {
+	dir := t.TempDir()
+	file := writeFile(t, dir, "r.sls", "a:\n  local.test.arg:\n    - tgt: web\n    - arg: [1]\n")
+	local := &decliningLocal{}
+	r, err := New(Config{SpoolDir: dir + "/spool", Rules: []Rule{{TagGlob: "t/*", Files: []string{file}}}}, nil, local, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.process(context.Background(), job{tag: "t/x", data: map[string]any{}})
+	if c := local.all(); len(c) != 1 || c[0].Tgt != "web" || r.Stats().Reactions["started"] != 1 {
+		t.Errorf("published %+v, stats %+v", c, r.Stats())
+	}
+}

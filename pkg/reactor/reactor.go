@@ -60,7 +60,8 @@ type Local interface {
 	PublishAsync(ctx context.Context, tgt, tgtType, fun string, args []any, kwargs map[string]any, user string) (jid string, err error)
 }
 
-// Preparer is a Local that can split a publish in two: the part whose
+// Preparer is a Local that can split a publish in two (or decline, with
+// a nil Prepared and error, and have it published whole): the part whose
 // order does not matter (resolving the target, allocating the jid, saving
 // the job) and the part that must keep the tag's order (announcing the
 // job and delivering it to minions). The reactor prepares reactions to
@@ -611,6 +612,9 @@ func (r *Reactor) prepare(ctx context.Context, out []rendered) {
 				rd.prepared = make([]preparedPublish, len(rd.reactions))
 			}
 			p, err := pl.PreparePublish(ctx, rc.Tgt, rc.TgtType, rc.Fun, rc.Args, rc.Kwargs, User)
+			if p == nil && err == nil {
+				continue // declined: published whole, in order
+			}
 			if err != nil {
 				err = fmt.Errorf("local.%s on %s %q: %w", rc.Fun, rc.TgtType, rc.Tgt, err)
 			}
