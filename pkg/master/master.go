@@ -340,6 +340,11 @@ func (m *Master) Stop() {
 		}
 	}
 	os.Remove(m.cfg.Socket)
+	// After the streams: returns still arriving are in the job cache's
+	// last flush (it syncs saved jobs only every second otherwise).
+	if err := m.jobs.Close(); err != nil {
+		m.log.Warn("job cache close", "err", err)
+	}
 	m.closeCluster()
 }
 
