@@ -41,7 +41,7 @@ func TestSmoke(t *testing.T) {
 	}
 	want := map[string]int{
 		"connect storm": n, "test.ping fan-out": n, "state.apply hosts": n, "event ingest": 2000,
-		"webhook → reactor": 50, "mine.get grain target": n, "brine-minion idle": 1,
+		"webhook → reactor": 2 * 50, "mine.get grain target": n, "brine-minion idle": 1,
 	}
 	if len(rows) != len(want) {
 		t.Fatalf("%d rows, want %d", len(rows), len(want))
