@@ -38,6 +38,8 @@ type fakeLocal struct {
 	entered chan struct{}
 	err     error
 	notify  chan call
+	// onCall, when set, sees each call as it is made.
+	onCall func(call)
 }
 
 func (f *fakeLocal) PublishAsync(ctx context.Context, tgt, tgtType, fun string, args []any, kwargs map[string]any, user string) (string, error) {
@@ -61,6 +63,9 @@ func (f *fakeLocal) PublishAsync(ctx context.Context, tgt, tgtType, fun string, 
 	f.mu.Lock()
 	f.calls = append(f.calls, c)
 	f.mu.Unlock()
+	if f.onCall != nil {
+		f.onCall(c)
+	}
 	n := f.n.Add(1)
 	if f.notify != nil {
 		f.notify <- c
