@@ -25,7 +25,16 @@ type metrics struct {
 	// refuse in link.go): the figure an operator alerts on when a minion
 	// misbehaves or the port is flooded.
 	refused *prometheus.CounterVec
+
+	// The label values of returns and events are a fixed set, resolved
+	// once: every job return and every bus event counts without hashing
+	// its labels and locking the vector. Read-only after newMetrics.
+	returnsOK, returnsFailed prometheus.Counter
+	eventsBy                 map[string]prometheus.Counter
 }
+
+// eventPrefixes are the label values of brine_events_total.
+var eventPrefixes = []string{"minion", "key", "job", "mine", "reactor", "hook", "salt", "custom"}
 
 func newMetrics() *metrics {
 	mt := &metrics{
@@ -44,6 +53,12 @@ func newMetrics() *metrics {
 	mt.reg.MustRegister(mt.jobsStarted, mt.jobsFinished, mt.jobsTimedOut, mt.returns, mt.events, mt.eventsDrop,
 		mt.webhook, mt.renderSecs, mt.applySecs, mt.refused,
 		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
+	mt.returnsOK = mt.returns.WithLabelValues("success")
+	mt.returnsFailed = mt.returns.WithLabelValues("failure")
+	mt.eventsBy = make(map[string]prometheus.Counter, len(eventPrefixes))
+	for _, p := range eventPrefixes {
+		mt.eventsBy[p] = mt.events.WithLabelValues(p)
+	}
 	return mt
 }
 
@@ -52,9 +67,9 @@ func (mt *metrics) jobFinished() { mt.jobsFinished.Inc() }
 func (mt *metrics) jobTimedOut() { mt.jobsTimedOut.Inc() }
 func (mt *metrics) returned(ok bool) {
 	if ok {
-		mt.returns.WithLabelValues("success").Inc()
+		mt.returnsOK.Inc()
 	} else {
-		mt.returns.WithLabelValues("failure").Inc()
+		mt.returnsFailed.Inc()
 	}
 }
 
@@ -63,12 +78,11 @@ func (mt *metrics) event(tag string) {
 	if prefix == "salt" && strings.HasPrefix(tag, "salt/netapi/hook/") {
 		prefix = "hook"
 	}
-	switch prefix {
-	case "minion", "key", "job", "mine", "reactor", "hook", "salt":
-	default:
-		prefix = "custom" // bounded label values: tags are user input
+	c, ok := mt.eventsBy[prefix]
+	if !ok {
+		c = mt.eventsBy["custom"] // bounded label values: tags are user input
 	}
-	mt.events.WithLabelValues(prefix).Inc()
+	c.Inc()
 }
 
 // gauges read live state at scrape time.
