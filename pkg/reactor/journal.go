@@ -301,27 +301,6 @@ func (j *journal) release(c *commit) {
 	_ = syncDir(j.dir)
 }
 
-// close waits for queued commits and closes the files.
-func (j *journal) close() {
-	for {
-		j.mu.Lock()
-		busy := j.running
-		j.mu.Unlock()
-		if !busy {
-			break
-		}
-		time.Sleep(time.Millisecond)
-	}
-	if j.active != nil {
-		j.active.Close()
-		j.active = nil
-	}
-	if j.dayFile != nil {
-		j.dayFile.Close()
-		j.dayFile = nil
-	}
-}
-
 // fdatasync skips the inode times fsync would also write: appended
 // records (and the file size) are what must survive.
 func fdatasync(f *os.File) error {
