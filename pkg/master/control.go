@@ -118,17 +118,33 @@ func (s *controlServer) EventBatches(req *pb.EventsRequest, stream pb.Control_Ev
 		}
 		batch := &pb.EventBatch{}
 		size := 0
+		var sendErr error
+		send := func() {
+			if len(batch.Events) > 0 && sendErr == nil {
+				sendErr = stream.Send(batch)
+			}
+			batch, size = &pb.EventBatch{}, 0
+		}
+		// add sends the batch first when ev would take it past its
+		// bounds: a large event travels alone, as it does on Events.
 		add := func(ev event.Event) {
 			pe, err := wireEvent(ev)
 			if err != nil {
 				return
 			}
+			n := proto.Size(pe)
+			if len(batch.Events) > 0 && (len(batch.Events) >= maxBatchEvents || size+n > maxBatchEventBytes) {
+				send()
+			}
 			batch.Events = append(batch.Events, pe)
-			size += proto.Size(pe)
+			size += n
 		}
 		add(first)
+		// Everything already queued goes now; nothing waits for more.
+		// The loop stops at the queue's length when it started, so a
+		// burst that outpaces the sends still lets each batch go out.
 	drain:
-		for len(batch.Events) < maxBatchEvents && size < maxBatchEventBytes {
+		for range len(sub.C) {
 			select {
 			case ev, ok := <-sub.C:
 				if !ok {
@@ -139,11 +155,9 @@ func (s *controlServer) EventBatches(req *pb.EventsRequest, stream pb.Control_Ev
 				break drain
 			}
 		}
-		if len(batch.Events) == 0 {
-			continue
-		}
-		if err := stream.Send(batch); err != nil {
-			return err
+		send()
+		if sendErr != nil {
+			return sendErr
 		}
 	}
 }

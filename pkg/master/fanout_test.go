@@ -6,8 +6,11 @@ import (
 	"io"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
+
+	"google.golang.org/protobuf/proto"
 
 	"github.com/brine-cm/brine/pkg/config"
 	"github.com/brine-cm/brine/pkg/master"
@@ -218,4 +221,58 @@ func TestEventBatches(t *testing.T) {
 		t.Errorf("%d messages for %d events: nothing was batched", msgs, n)
 	}
 	t.Logf("%d events in %d messages", n, msgs)
+}
+
+// TestEventBatchesBounded: a batch stays under its byte bound unless it
+// carries one event alone, so large events never add up past what a
+// client accepts in one message.
+func TestEventBatchesBounded(t *testing.T) {
+	dir := t.TempDir()
+	tm := startMaster(t, filepath.Join(dir, "master"), freePort(t), nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	st, err := tm.ctl.EventBatches(ctx, &pb.EventsRequest{TagGlob: "big/*"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	probing := make(chan struct{})
+	go func() {
+		for {
+			_ = tm.Bus().Publish(ctx, "big/probe", nil)
+			select {
+			case <-probing:
+				return
+			case <-time.After(20 * time.Millisecond):
+			}
+		}
+	}()
+	_, err = st.Recv()
+	close(probing)
+	if err != nil {
+		t.Fatal(err)
+	}
+	blob := strings.Repeat("x", 700<<10)
+	const n = 6
+	for i := range n {
+		if err := tm.Bus().Publish(ctx, fmt.Sprintf("big/%d", i), map[string]any{"blob": blob}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := 0
+	for got < n {
+		b, err := st.Recv()
+		if err != nil {
+			t.Fatal(err)
+		}
+		big := 0
+		for _, ev := range b.GetEvents() {
+			if ev.GetTag() != "big/probe" {
+				big++
+			}
+		}
+		if size := proto.Size(b); len(b.GetEvents()) > 1 && size > 1<<20 {
+			t.Errorf("batch of %d events is %d bytes", len(b.GetEvents()), size)
+		}
+		got += big
+	}
 }

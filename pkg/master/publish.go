@@ -290,6 +290,16 @@ func (m *Master) Publish(ctx context.Context, spec PublishSpec, onEvent func(*pb
 		}
 		batch, batchBytes = nil, 0
 	}
+	// add sends the batch first when r would take it past its bounds: a
+	// large return travels alone, as it would unbatched.
+	add := func(r *pb.Return) {
+		n := proto.Size(r)
+		if len(batch) > 0 && (len(batch) >= maxBatchReturns || batchBytes+n > maxBatchBytes) {
+			flush()
+		}
+		batch = append(batch, r)
+		batchBytes += n
+	}
 	for len(res.Returns) < want {
 		select {
 		case r := <-tr.returns:
@@ -304,15 +314,13 @@ func (m *Master) Publish(ctx context.Context, spec PublishSpec, onEvent func(*pb
 			}
 			// Whatever else has already arrived goes in the same message;
 			// nothing waits for more to arrive.
-			batch = append(batch, r)
-			batchBytes += proto.Size(r)
+			add(r)
 		drain:
-			for len(res.Returns) < want && len(batch) < maxBatchReturns && batchBytes < maxBatchBytes {
+			for len(res.Returns) < want {
 				select {
 				case r := <-tr.returns:
 					if take(r) {
-						batch = append(batch, r)
-						batchBytes += proto.Size(r)
+						add(r)
 					}
 				default:
 					break drain
