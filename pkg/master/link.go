@@ -64,7 +64,10 @@ type conn struct {
 	id     string
 	pub    ed25519.PublicKey
 	ctx    context.Context
-	cancel context.CancelFunc
+	cancel context.CancelFunc // drops the minion
+	// release ends ctx once the stream is over (cancel, for an accepted
+	// minion, also closes its connection).
+	release context.CancelFunc
 	// accepted is closed when a pending minion's key is accepted; only
 	// pending connections have one.
 	accepted chan struct{}
@@ -152,36 +155,49 @@ type linkServer struct {
 	m *Master
 }
 
-func (s *linkServer) Connect(stream pb.MinionLink_ConnectServer) error {
-	return s.m.serveMinion(stream)
-}
-
-// serveMinion is the handler goroutine of a minion's stream, and for an
+// Connect is the handler goroutine of a minion's stream, and for an
 // accepted minion it stays parked in Recv for as long as the minion is
-// connected. Its frames are on that stack the whole time, so the work of
-// opening the stream is done in functions that have returned by then: a
-// stack that stays under a quarter of its size is halved by the GC, and
-// 16 KiB against 8 per idle minion is a tenth of its cost (docs/memory.md).
-func (m *Master) serveMinion(stream pb.MinionLink_ConnectServer) error {
-	ctx, cancel := context.WithCancel(stream.Context())
-	defer cancel()
-	c, interruptible, err := m.openStream(ctx, cancel, stream)
+// connected, with its frames on that stack the whole time. The GC halves a
+// stack only while it uses under a quarter of it (counting 800 bytes of
+// guard): gRPC's frames from the handler down to Recv take 3.1 KiB, so
+// every frame brine adds here decides between 16 and 8 KiB per idle
+// minion (docs/memory.md). The work of opening the stream is therefore
+// done in functions that have returned by then, and the receive loop is
+// written out here rather than called.
+func (s *linkServer) Connect(stream pb.MinionLink_ConnectServer) error {
+	c, err := s.m.startStream(stream)
 	if c == nil {
 		return err
 	}
-	defer m.closeStream(c)
+	// No defer: its record would be one more thing on the parked frame.
+	for {
+		msg := new(pb.MinionMessage)
+		if err := stream.RecvMsg(msg); err != nil {
+			return s.m.closeStream(c, err)
+		}
+		s.m.handleMinionMessage(c, msg)
+	}
+}
+
+// startStream takes a minion's stream from its handshake to where it
+// receives: the conn it returns is live, welcomed and sending. A nil conn
+// means the stream ends with err.
+func (m *Master) startStream(stream pb.MinionLink_ConnectServer) (*conn, error) {
+	ctx, cancel := context.WithCancel(stream.Context())
+	c, interruptible, err := m.openStream(ctx, cancel, stream)
+	if c == nil {
+		cancel()
+		return nil, err
+	}
+	c.release = cancel
 	if err := m.welcome(stream, c); err != nil {
-		return err
+		return nil, m.closeStream(c, err)
 	}
 	c.startSending(stream)
 	if !interruptible {
-		return m.recvBeside(stream, c)
+		return nil, m.closeStream(c, m.recvBeside(stream, c))
 	}
-	err = m.recvLoop(stream, c)
-	if c.ctx.Err() != nil {
-		return nil // dropped by the master, not failed
-	}
-	return err
+	return c, nil
 }
 
 // openStream authenticates the minion and settles its key. It returns the
@@ -394,8 +410,14 @@ func (m *Master) registerStream(c *conn) {
 	m.clusterConnected(c, now)
 }
 
-// closeStream records the minion gone, unless a newer stream replaced c.
-func (m *Master) closeStream(c *conn) {
+// closeStream records the minion gone, unless a newer stream replaced c,
+// and ends c.ctx. It returns what the handler returns for err: nil when
+// the master dropped the minion rather than the stream failing.
+func (m *Master) closeStream(c *conn, err error) error {
+	if c.ctx.Err() != nil {
+		err = nil
+	}
+	defer c.release()
 	m.mu.Lock()
 	current := m.conns[c.id] == c
 	if current {
@@ -408,6 +430,7 @@ func (m *Master) closeStream(c *conn) {
 		m.publish("minion/"+c.id+"/disconnect", map[string]any{"id": c.id})
 		m.log.Info("minion disconnected", "id", c.id)
 	}
+	return err
 }
 
 // welcome sends the accepted minion its Welcome, the first message of
@@ -439,7 +462,8 @@ func (m *Master) recvBeside(stream pb.MinionLink_ConnectServer, c *conn) error {
 	}
 }
 
-// recvLoop handles the minion's messages in order until its stream ends.
+// recvLoop handles the minion's messages in order until its stream ends
+// (recvBeside's copy of Connect's loop).
 func (m *Master) recvLoop(stream pb.MinionLink_ConnectServer, c *conn) error {
 	for {
 		msg := new(pb.MinionMessage)

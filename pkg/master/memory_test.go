@@ -115,11 +115,18 @@ func settledGoroutines() int {
 // (loopyWriter), the keepalive timer and the stream's handler.
 const grpcGoroutinesPerStream = 4
 
+// idleStackBudget is what the four goroutines' stacks of an idle stream
+// may cost once the GC has shrunk them: the reader's and the handler's
+// 8 KiB each, the writer's and the keepalive's 4 KiB at most. A handler
+// whose parked frames reach a quarter of 16 KiB keeps 16 (docs/memory.md).
+const idleStackBudget = 24 << 10
+
 // TestIdleStreamCostsOnlyGRPCGoroutines: an idle accepted minion may cost
 // the master gRPC's own goroutines and not one more, also after a job went
 // out to it and its return was acknowledged (the send path's goroutine is
-// gone once its queue is empty). Each goroutine is a stack of 2-16 KiB
-// per minion, the largest item in the master's memory per minion.
+// gone once its queue is empty), and their stacks must shrink to
+// idleStackBudget. Stacks are the largest item in the master's memory per
+// minion.
 func TestIdleStreamCostsOnlyGRPCGoroutines(t *testing.T) {
 	const n = 25
 	dir := t.TempDir()
@@ -129,7 +136,8 @@ func TestIdleStreamCostsOnlyGRPCGoroutines(t *testing.T) {
 		c.MineFunctions = map[string]any{"network.get_hostname": []any{}}
 	})
 	connectedCount(t, tm) // the control socket's own connection is part of the baseline
-	base := settledGoroutines()
+	before := measureMemory()
+	base := before.goroutines
 	idleFleet(t, tm, n)
 	waitFor(t, "mine of every minion", 30*time.Second, func() bool {
 		got, _ := tm.runner(t, "mine.get", []any{"*", "network.get_hostname"}, map[string]any{}).(map[string]any)
@@ -145,6 +153,13 @@ func TestIdleStreamCostsOnlyGRPCGoroutines(t *testing.T) {
 		}
 	}
 	check("idle")
+	stack := float64(measureMemory().stack-before.stack) / n
+	t.Logf("stacks: %.0f bytes per minion", stack)
+	if !raceEnabled && stack > idleStackBudget {
+		// The race detector's instrumented frames are larger; the
+		// budget is for the binary that ships.
+		t.Errorf("an idle minion's goroutines hold %.0f bytes of stack on the master, more than %d", stack, idleStackBudget)
+	}
 	p, err := tm.publishErr("*", "glob", "test.ping", nil, nil, 20*time.Second)
 	if err != nil {
 		t.Fatal(err)
@@ -157,7 +172,7 @@ func TestIdleStreamCostsOnlyGRPCGoroutines(t *testing.T) {
 
 // BenchmarkIdleMinionMemory reports what one idle connected minion costs
 // the master (BRINE_BENCH_MINIONS minions, default 300, in a child
-// process; after two GCs): live heap, heap spans in use, stacks, RSS and
+// process; after five GCs): live heap, heap spans in use, stacks, RSS and
 // goroutines per minion. brine-bench measures the same on a separate
 // master process at 1,000 and 10,000 (docs/memory.md).
 func BenchmarkIdleMinionMemory(b *testing.B) {
@@ -196,8 +211,11 @@ type memSample struct {
 }
 
 func measureMemory() memSample {
-	runtime.GC()
-	runtime.GC() // the second also frees what the first's finalizers released
+	// Each GC halves a stack at most once: a handler grown to 64 KiB
+	// opening its stream needs three to come down to 8.
+	for range 5 {
+		runtime.GC()
+	}
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	return memSample{heapAlloc: ms.HeapAlloc, heapInuse: ms.HeapInuse, stack: ms.StackInuse, rss: vmRSS(), goroutines: settledGoroutines()}
