@@ -2,6 +2,7 @@ package reactor
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -281,4 +282,30 @@ func FuzzReadFrames(f *testing.F) {
 			t.Fatalf("lost good frames: %q %v", got, err)
 		}
 	})
+}
+
+// An event spooled by an earlier version (a JSON file in pending/) is
+// replayed after the upgrade, reacted to once, and its file removed; its
+// delivery is then refused as a replay.
+func TestEarlierVersionSpoolReplayed(t *testing.T) {
+	dir := t.TempDir()
+	file := writeFile(t, dir, "r.sls", "x:\n  local.test.arg:\n    - tgt: a\n    - arg: [{{ data['n'] }}]\n")
+	spoolDir := filepath.Join(dir, "spool")
+	id := newID(time.Now().Add(-time.Minute))
+	writeFile(t, spoolDir, "pending/"+id+".json",
+		fmt.Sprintf(`{"id": %q, "tag": "t/x", "delivery": "d-old", "accepted": "2026-11-25T18:00:00Z", "data": {"n": 7}}`, id))
+	local := &fakeLocal{}
+	r, err := New(Config{SpoolDir: spoolDir, Rules: []Rule{{TagGlob: "t/*", Files: []string{file}}}}, nil, local, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	runReactor(t, r)
+	waitFor(t, "the replayed reaction", 5*time.Second, func() bool { return local.n.Load() == 1 })
+	waitFor(t, "the old file to go", 2*time.Second, func() bool { return spooledOnDisk(t, spoolDir) == 0 })
+	if c := local.all()[0]; fmt.Sprint(c.Args) != "[7]" {
+		t.Errorf("replayed %+v", c)
+	}
+	if err := r.Accept(context.Background(), "t/x", map[string]any{}, "d-old"); err == nil {
+		t.Error("the old event's delivery was accepted again")
+	}
 }

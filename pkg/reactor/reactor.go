@@ -664,7 +664,9 @@ func (r *Reactor) process(ctx context.Context, j job) {
 				case <-ctx.Done():
 				}
 			}
-			r.finished(j)
+			if j.done != nil {
+				r.finished(j)
+			}
 			return
 		}
 	}
