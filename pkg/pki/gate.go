@@ -31,8 +31,9 @@ type GatedCreds struct {
 	// shared by every clone.
 	HandshakeTurns int
 	// TLSTimeout is how long a client may take over its TLS handshake and
-	// HTTP/2 preface, not counting time it waited for a turn; 0 is 10 s.
-	// It replaces grpc.ConnectionTimeout's deadline on the connection.
+	// HTTP/2 preface, counting only time the master waits on it (not time
+	// waiting for a turn or working in one); 0 is 10 s. It replaces
+	// grpc.ConnectionTimeout's deadline on the connection.
 	TLSTimeout time.Duration
 	now        func() time.Time
 	turns      *handshakeTurns
@@ -72,7 +73,8 @@ func (g *GatedCreds) ServerHandshake(raw net.Conn) (net.Conn, credentials.AuthIn
 	}
 	turns := g.handshakeTurns()
 	gate := &ConnGate{Conn: raw, burst: g.Burst, rate: g.PerSecond, tokens: float64(g.Burst), last: now(), now: now, onExceeded: g.OnExceeded,
-		turns: turns, seq: turns.next(), stall: g.tlsTimeout(), inTLS: true}
+		turns: turns, seq: turns.next(), stall: g.tlsTimeout()}
+	gate.inTLS.Store(true)
 	gate.SetDeadline(time.Now().Add(g.tlsTimeout()))
 	conn, ai, err := g.TransportCredentials.ServerHandshake(gate)
 	gate.tlsDone()
@@ -109,22 +111,24 @@ type ConnGate struct {
 	tripped    bool
 
 	// Until its TLS handshake ends, a connection works on what it read
-	// only in its turn (handshakeTurns), and its deadline does not count
-	// the time it waited for one.
+	// only in its turn (handshakeTurns), and its deadline counts only the
+	// time it waits on its client: not the time it waits for a turn, nor
+	// the master's own work in one.
 	turns    *handshakeTurns
 	seq      uint64
 	stall    time.Duration
+	inTLS    atomic.Bool // still in the TLS handshake
 	turnMu   sync.Mutex
-	inTLS    bool // still in the TLS handshake
 	hasTurn  bool
-	deadline time.Time // the read deadline as set, plus the time spent waiting for turns
+	limited  bool          // a deadline is set
+	clientOK time.Duration // how much more the client may take
 }
 
-// SetDeadline records the read deadline so that waiting for a turn can
-// extend it.
+// SetDeadline sets the time the client has left from now on.
 func (c *ConnGate) SetDeadline(t time.Time) error {
 	c.turnMu.Lock()
-	c.deadline = t
+	c.limited = !t.IsZero()
+	c.clientOK = time.Until(t)
 	c.turnMu.Unlock()
 	return c.Conn.SetDeadline(t)
 }
@@ -132,59 +136,65 @@ func (c *ConnGate) SetDeadline(t time.Time) error {
 // SetReadDeadline: as SetDeadline.
 func (c *ConnGate) SetReadDeadline(t time.Time) error {
 	c.turnMu.Lock()
-	c.deadline = t
+	c.limited = !t.IsZero()
+	c.clientOK = time.Until(t)
 	c.turnMu.Unlock()
 	return c.Conn.SetReadDeadline(t)
 }
 
-// giveTurn returns the connection's turn, if it holds one, before it
-// waits on the network.
-func (c *ConnGate) giveTurn() {
+// awaitClient gives back the connection's turn, if it holds one, and arms
+// the deadline with the client's remaining time, before it waits on the
+// network. It returns when the wait began.
+func (c *ConnGate) awaitClient() time.Time {
 	c.turnMu.Lock()
 	held := c.hasTurn
 	c.hasTurn = false
+	now := time.Now()
+	if c.limited {
+		c.Conn.SetDeadline(now.Add(c.clientOK))
+	}
 	c.turnMu.Unlock()
 	if held {
 		c.turns.give()
 	}
+	return now
 }
 
-// takeTurn waits for a turn to work on bytes just read, and moves the
-// deadline on by the time waited: that time was the master's, not the
-// client's.
-func (c *ConnGate) takeTurn() error {
+// charge counts a network wait that began at start against the client.
+func (c *ConnGate) charge(start time.Time) {
 	c.turnMu.Lock()
-	if !c.inTLS {
-		c.turnMu.Unlock()
-		return nil
-	}
+	c.clientOK -= time.Since(start)
 	c.turnMu.Unlock()
-	start := time.Now()
+}
+
+// takeTurn waits for a turn to work on bytes just read.
+func (c *ConnGate) takeTurn() error {
 	if err := c.turns.take(c.seq, c.stall); err != nil {
 		return err
 	}
-	waited := time.Since(start)
 	c.turnMu.Lock()
 	defer c.turnMu.Unlock()
-	if !c.inTLS { // ended meanwhile (Close)
+	if !c.inTLS.Load() { // ended meanwhile (Close)
 		c.turns.give()
 		return net.ErrClosed
 	}
 	c.hasTurn = true
-	if !c.deadline.IsZero() && waited > time.Millisecond {
-		c.deadline = c.deadline.Add(waited)
-		c.Conn.SetDeadline(c.deadline)
-	}
 	return nil
 }
 
 // tlsDone ends the turn-taking: after its TLS handshake a connection's
-// reads cost the master little.
+// reads cost the master little. The client keeps the time it has left
+// (for the HTTP/2 preface, until gRPC clears the deadline).
 func (c *ConnGate) tlsDone() {
+	if !c.inTLS.Swap(false) {
+		return
+	}
 	c.turnMu.Lock()
 	held := c.hasTurn
 	c.hasTurn = false
-	c.inTLS = false
+	if c.limited {
+		c.Conn.SetDeadline(time.Now().Add(c.clientOK))
+	}
 	c.turnMu.Unlock()
 	if held {
 		c.turns.give()
@@ -197,6 +207,17 @@ func (c *ConnGate) Close() error {
 	return c.Conn.Close()
 }
 
+// Write charges the client for a write only while it blocks.
+func (c *ConnGate) Write(p []byte) (int, error) {
+	if !c.inTLS.Load() {
+		return c.Conn.Write(p)
+	}
+	start := c.awaitClient()
+	n, err := c.Conn.Write(p)
+	c.charge(start)
+	return n, err
+}
+
 // Open lifts the budget: the connection carries an accepted minion.
 func (c *ConnGate) Open() { c.open.Store(true) }
 
@@ -204,16 +225,23 @@ func (c *ConnGate) Open() { c.open.Store(true) }
 func (c *ConnGate) Opened() bool { return c.open.Load() }
 
 func (c *ConnGate) Read(p []byte) (int, error) {
-	if c.turns != nil {
-		c.giveTurn()
+	if !c.inTLS.Load() {
+		return c.budgeted(c.Conn.Read(p))
 	}
+	start := c.awaitClient()
 	n, err := c.Conn.Read(p)
-	if n > 0 && c.turns != nil {
+	c.charge(start)
+	if n > 0 {
 		if terr := c.takeTurn(); terr != nil {
 			c.Conn.Close()
 			return 0, terr
 		}
 	}
+	return c.budgeted(n, err)
+}
+
+// budgeted draws a read of n bytes from the pre-authentication budget.
+func (c *ConnGate) budgeted(n int, err error) (int, error) {
 	if n <= 0 || c.open.Load() {
 		return n, err
 	}

@@ -148,9 +148,10 @@ func (s slowHandshake) ServerHandshake(c net.Conn) (net.Conn, credentials.AuthIn
 // clients at once, each handshake needing CPU work, and a deadline per
 // connection that the whole storm's work would exceed twice over
 // if every handshake got an n-th of the CPU (which is what the master did
-// before: brine-bench's 10,000-minion storm timed out every handshake). In
-// turns every handshake finishes within its deadline, because the time a
-// connection waits for its turn is not charged to it.
+// before: brine-bench's 10,000-minion storm timed out every handshake; with
+// that gate, 2 to 64 of these 100 finished). In turns, with a deadline
+// that charges a connection only for the time it waits on its client,
+// every handshake finishes.
 func TestHandshakeStormWithinDeadline(t *testing.T) {
 	const n = 100
 	deadline := 500 * time.Millisecond
@@ -237,5 +238,79 @@ func TestHandshakeStormWithinDeadline(t *testing.T) {
 	served.Wait()
 	if ok.Load() != n {
 		t.Fatalf("%d of %d handshakes finished, %d failed (first: %v); work %s per round", ok.Load(), n, failed.Load(), firstErr, time.Duration(reps)*per)
+	}
+}
+
+// TestTLSDeadlineCountsOnlyTheClient: the TLS deadline is the client's
+// time. A connection that waits long for a turn behind a busy master
+// still completes; a client that stops sending is still cut after the
+// deadline.
+func TestTLSDeadlineCountsOnlyTheClient(t *testing.T) {
+	cases := []struct {
+		name       string
+		hold       time.Duration // older connections keep the only turn busy this long
+		clientStop bool          // the client sends its first message only
+		wantErr    bool
+	}{
+		{"waits for a turn past the deadline", 800 * time.Millisecond, false, false},
+		{"client stalls", 0, true, true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			const deadline = 300 * time.Millisecond
+			gc := &GatedCreds{TransportCredentials: slowHandshake{work: func() {}}, Burst: 1 << 20, PerSecond: 1 << 10,
+				HandshakeTurns: 1, TLSTimeout: deadline}
+			turns := gc.handshakeTurns()
+			// Older connections (seq 0) come first; they take the turn in
+			// 50 ms slices, so turns keep moving and nobody stalls.
+			const slice = 50 * time.Millisecond
+			var busy sync.WaitGroup
+			if tc.hold > 0 {
+				if err := turns.take(0, time.Minute); err != nil {
+					t.Fatal(err)
+				}
+				for range 4 {
+					busy.Add(1)
+					go func() {
+						defer busy.Done()
+						for range int(tc.hold/slice) / 4 {
+							if err := turns.take(0, time.Minute); err != nil {
+								t.Error(err)
+								return
+							}
+							time.Sleep(slice)
+							turns.give()
+						}
+					}()
+				}
+				time.Sleep(10 * time.Millisecond)
+				turns.give()
+			}
+			defer busy.Wait()
+			client, server := net.Pipe()
+			defer client.Close()
+			go func() {
+				buf := make([]byte, 16)
+				client.Write(buf)
+				if tc.clientStop {
+					return
+				}
+				io.ReadFull(client, buf)
+				client.Write(buf)
+				io.ReadFull(client, buf)
+			}()
+			start := time.Now()
+			_, _, err := gc.ServerHandshake(server)
+			took := time.Since(start)
+			if (err != nil) != tc.wantErr {
+				t.Fatalf("handshake after %s: err %v, want error %v", took, err, tc.wantErr)
+			}
+			if tc.wantErr && (took < deadline || took > deadline+time.Second) {
+				t.Fatalf("stalled client cut after %s, want about %s", took, deadline)
+			}
+			if !tc.wantErr && took < 2*deadline {
+				t.Fatalf("finished after %s: older connections did not keep it waiting past its %s deadline", took, deadline)
+			}
+		})
 	}
 }
