@@ -203,16 +203,30 @@ func (s *FileKeyStore) read(st KeyState, id string) (Key, bool, error) {
 // write records pub for id in state st: temp file, fsync, rename, fsync
 // the directory, so a crash leaves the old key or the new one.
 func (s *FileKeyStore) write(st KeyState, id string, pub ed25519.PublicKey) error {
+	tmp, err := s.stage(st, id, pub)
+	if err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, s.path(st, id)); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("minion %q: %w", id, err)
+	}
+	return ksSyncDir(filepath.Dir(tmp))
+}
+
+// stage writes pub to a synced temp file in st's directory and returns
+// its path, for a rename into place.
+func (s *FileKeyStore) stage(st KeyState, id string, pub ed25519.PublicKey) (string, error) {
 	data, err := ksEncode(pub)
 	if err != nil {
-		return fmt.Errorf("minion %q: encode key: %w", id, err)
+		return "", fmt.Errorf("minion %q: encode key: %w", id, err)
 	}
 	dir := filepath.Join(s.dir, ksDir(st))
 	// Temp names start with '.', which no valid id does, so a leftover
 	// from a crash can never be mistaken for a minion.
 	f, err := os.CreateTemp(dir, ".tmp-*")
 	if err != nil {
-		return fmt.Errorf("minion %q: %w", id, err)
+		return "", fmt.Errorf("minion %q: %w", id, err)
 	}
 	tmp := f.Name()
 	ok := false
@@ -223,19 +237,16 @@ func (s *FileKeyStore) write(st KeyState, id string, pub ed25519.PublicKey) erro
 		}
 	}()
 	if _, err := f.Write(data); err != nil {
-		return fmt.Errorf("minion %q: write %s: %w", id, tmp, err)
+		return "", fmt.Errorf("minion %q: write %s: %w", id, tmp, err)
 	}
 	if err := f.Sync(); err != nil {
-		return fmt.Errorf("minion %q: sync %s: %w", id, tmp, err)
+		return "", fmt.Errorf("minion %q: sync %s: %w", id, tmp, err)
 	}
 	if err := f.Close(); err != nil {
-		return fmt.Errorf("minion %q: close %s: %w", id, tmp, err)
-	}
-	if err := os.Rename(tmp, filepath.Join(dir, id)); err != nil {
-		return fmt.Errorf("minion %q: %w", id, err)
+		return "", fmt.Errorf("minion %q: close %s: %w", id, tmp, err)
 	}
 	ok = true
-	return ksSyncDir(dir)
+	return tmp, nil
 }
 
 // move changes id's state by renaming its file, which is atomic: there is
@@ -331,47 +342,83 @@ func (s *FileKeyStore) Admit(ctx context.Context, id string, pub ed25519.PublicK
 		return "", fmt.Errorf("minion %q: public key is %d bytes, want %d: %w", id, len(pub), ed25519.PublicKeySize, fs.ErrInvalid)
 	}
 	s.mu.Lock()
-	defer s.mu.Unlock()
+	st, needKey, _, err := s.admitLocked(id, pub, autoAccept, "")
+	s.mu.Unlock()
+	if !needKey || err != nil {
+		return st, err
+	}
+	// A new id. Its key file is written and synced without holding the
+	// store, and its directory synced after: enrolments (a fleet's first
+	// contact under autosign) then share the disk's flushes instead of
+	// queuing for the store one fsync pair at a time (brine-bench: 4,800
+	// of 7,500 connections waited here). The key may be listed before its
+	// directory entry is durable; Admit returns only after it is.
+	target := Pending
+	if autoAccept {
+		target = Accepted
+	}
+	tmp, err := s.stage(target, id, pub)
+	if err != nil {
+		return "", err
+	}
+	defer os.Remove(tmp) // nothing left to remove once installed
+	s.mu.Lock()
+	st, _, installed, err := s.admitLocked(id, pub, autoAccept, tmp)
+	s.mu.Unlock()
+	if err != nil || !installed {
+		return st, err
+	}
+	return st, ksSyncDir(filepath.Dir(tmp))
+}
 
+// admitLocked is Admit's decision, under s.mu. For an id with no record
+// it installs staged (a synced temp file from stage) as the new key and
+// reports installed; without one it reports needKey and records nothing.
+func (s *FileKeyStore) admitLocked(id string, pub ed25519.PublicKey, autoAccept bool, staged string) (st KeyState, needKey, installed bool, err error) {
 	// Rejected wins whatever key is presented, as in Salt: the operator
 	// said no to this id, and nothing is recorded.
 	if _, ok, err := s.read(Rejected, id); err != nil {
-		return "", err
+		return "", false, false, err
 	} else if ok {
-		return Rejected, nil
+		return Rejected, false, false, nil
 	}
 	if k, ok, err := s.read(Accepted, id); err != nil {
-		return "", err
+		return "", false, false, err
 	} else if ok {
 		if k.PublicKey.Equal(pub) {
-			return Accepted, nil
+			return Accepted, false, false, nil
 		}
 		// Someone else claims an accepted id: keep the real key, record
 		// the impostor's for the operator to inspect.
-		return s.deny(id, pub)
+		st, err := s.deny(id, pub)
+		return st, false, false, err
 	}
 	if k, ok, err := s.read(Pending, id); err != nil {
-		return "", err
+		return "", false, false, err
 	} else if ok {
 		if !k.PublicKey.Equal(pub) {
-			return s.deny(id, pub)
+			st, err := s.deny(id, pub)
+			return st, false, false, err
 		}
 		if !autoAccept {
-			return Pending, nil
+			return Pending, false, false, nil
 		}
 		if _, err := s.move(Pending, Accepted, id); err != nil {
-			return "", err
+			return "", false, false, err
 		}
-		return Accepted, nil
+		return Accepted, false, false, nil
 	}
-	st := Pending
+	if staged == "" {
+		return "", true, false, nil
+	}
+	st = Pending
 	if autoAccept {
 		st = Accepted
 	}
-	if err := s.write(st, id, pub); err != nil {
-		return "", err
+	if err := os.Rename(staged, s.path(st, id)); err != nil {
+		return "", false, false, fmt.Errorf("minion %q: %w", id, err)
 	}
-	return st, nil
+	return st, false, true, nil
 }
 
 // deny records a key that lost to the one already held for id.
