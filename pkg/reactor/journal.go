@@ -33,8 +33,11 @@ import (
 const (
 	segmentLimit = 16 << 20
 	frameHeader  = 8 // payload length, CRC-32C of the payload
-	maxFrame     = 64 << 20
-	dayLayout    = "2006-01-02"
+	// maxFrame is what a frame's length field holds. A hook's record is
+	// bounded by the webhook's max_body_bytes (its body is in it twice,
+	// JSON-escaped), far below.
+	maxFrame  = 1<<32 - 1
+	dayLayout = "2006-01-02"
 )
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
@@ -63,7 +66,7 @@ func readFrames(b []byte) (payloads [][]byte, err error) {
 		}
 		n := binary.LittleEndian.Uint32(b[0:4])
 		sum := binary.LittleEndian.Uint32(b[4:8])
-		if n > maxFrame || int(n) > len(b)-frameHeader {
+		if uint64(n) > uint64(len(b)-frameHeader) {
 			return payloads, errTorn
 		}
 		p := b[frameHeader : frameHeader+int(n)]

@@ -238,6 +238,9 @@ func (s *spool) write(id, tag, delivery string, data map[string]any, now time.Ti
 	if err != nil {
 		return fmt.Errorf("encode event %s: %w", tag, err)
 	}
+	if int64(len(b)) > maxFrame {
+		return fmt.Errorf("event %s: %d bytes encoded, more than a spool record holds", tag, len(b))
+	}
 	c, seq := s.j.append(frame(nil, b), "", 0, true)
 	s.mu.Lock()
 	s.seqOf[id] = seq
