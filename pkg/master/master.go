@@ -18,6 +18,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -129,6 +130,9 @@ func New(cfg config.Master, opts Options) (*Master, error) {
 	}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("data_dir %s: %w", cfg.DataDir, err)
+	}
+	if err := applyGOGC(cfg.GOGC); err != nil {
+		return nil, err
 	}
 	m := &Master{
 		cfg: cfg, log: opts.Logger, bus: opts.Bus, keys: opts.Keys, jobs: opts.Jobs,
@@ -392,6 +396,20 @@ func (m *Master) publish(tag string, data map[string]any) {
 	if err := m.bus.Publish(context.Background(), tag, data); err != nil {
 		m.log.Warn("event publish failed", "tag", tag, "err", err)
 	}
+}
+
+// applyGOGC sets the collector's target from the gogc setting: with
+// thousands of idle minions the heap is mostly their connections, and Go's
+// default lets it grow by as much again before collecting
+// (docs/memory.md). An operator's GOGC environment variable wins.
+func applyGOGC(percent int) error {
+	if percent < 0 {
+		return fmt.Errorf("gogc %d: must be a percentage, or 0 for Go's default", percent)
+	}
+	if percent > 0 && os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(percent)
+	}
+	return nil
 }
 
 func (m *Master) tokenOK(tok string) bool {

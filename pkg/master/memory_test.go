@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync"
@@ -16,6 +17,7 @@ import (
 	"time"
 
 	"github.com/brine-cm/brine/pkg/config"
+	"github.com/brine-cm/brine/pkg/master"
 	"github.com/brine-cm/brine/pkg/minion"
 )
 
@@ -236,4 +238,49 @@ func vmRSS() uint64 {
 		}
 	}
 	return 0
+}
+
+// TestGOGCSetting: the master's gogc sets the collector's target unless
+// the operator's GOGC environment variable is set; a negative one is
+// refused by name.
+func TestGOGCSetting(t *testing.T) {
+	current := func() int { p := debug.SetGCPercent(100); debug.SetGCPercent(p); return p }
+	orig := current()
+	t.Cleanup(func() { debug.SetGCPercent(orig) })
+	for _, tc := range []struct {
+		name    string
+		gogc    int
+		env     string
+		want    int
+		wantErr string
+	}{
+		{name: "set", gogc: 37, want: 37},
+		{name: "zero keeps the runtime's", gogc: 0, want: 91},
+		{name: "environment wins", gogc: 37, env: "91", want: 91},
+		{name: "negative refused", gogc: -1, wantErr: "gogc -1"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Setenv("GOGC", tc.env)
+			debug.SetGCPercent(91) // what the runtime took from the environment, say
+			cfg := config.DefaultMaster()
+			cfg.DataDir = t.TempDir()
+			cfg.GOGC = tc.gogc
+			m, err := master.New(cfg, master.Options{Logger: quietLog()})
+			if err == nil {
+				t.Cleanup(m.Stop)
+			}
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("err %v, want one naming %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := current(); got != tc.want {
+				t.Fatalf("GC percent %d, want %d", got, tc.want)
+			}
+		})
+	}
 }
