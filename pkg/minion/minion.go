@@ -284,6 +284,7 @@ func (m *Minion) session(ctx context.Context, addr string) error {
 		// joined the storm again (brine-bench, 10,000 minions).
 		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 10 * time.Second, Timeout: 20 * time.Second, PermitWithoutStream: true}),
 		grpc.WithConnectParams(grpc.ConnectParams{Backoff: backoffConfig.DefaultConfig, MinConnectTimeout: connectTimeout}),
+		grpc.WithContextDialer(dialInTurn),
 	)
 	if err != nil {
 		return fmt.Errorf("dial %s: %w", addr, err)

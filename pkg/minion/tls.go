@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"time"
 
 	"google.golang.org/grpc/credentials"
 
@@ -80,6 +81,9 @@ func newCaptureCreds(cfg *tls.Config) *captureCreds {
 
 func (c *captureCreds) ClientHandshake(ctx context.Context, authority string, raw net.Conn) (net.Conn, credentials.AuthInfo, error) {
 	conn, ai, err := c.TransportCredentials.ClientHandshake(ctx, authority, raw)
+	if tc, ok := raw.(*turnConn); ok {
+		tc.handshakeDone()
+	}
 	if err == nil {
 		if ti, ok := ai.(credentials.TLSInfo); ok {
 			st := ti.State
@@ -106,4 +110,83 @@ func (c *captureCreds) localAddr() net.Addr {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return *c.local
+}
+
+// clientTurns orders the TLS handshakes of every minion in this process
+// (pkg/pki.HandshakeTurns): one for brine-minion, thousands for
+// brine-bench's simulated fleet, where a storm of 10,000 otherwise had
+// each client crawl through its handshake until the master's 10 s TLS
+// deadline (which counts only time spent waiting on the client) cut it.
+var clientTurns = pki.NewHandshakeTurns(0)
+
+// turnStall: a client gives up waiting for a turn when none has moved
+// for this long.
+const turnStall = time.Minute
+
+// dialInTurn connects to the master only when this process has a turn for
+// the handshake, so the master's clock for it does not start while the
+// client waits behind its siblings. The turn is held while the client
+// works and given back while it waits on the master.
+func dialInTurn(ctx context.Context, addr string) (net.Conn, error) {
+	seq := clientTurns.Next()
+	if err := clientTurns.Take(seq, turnStall); err != nil {
+		return nil, err
+	}
+	var d net.Dialer
+	raw, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		clientTurns.Give()
+		return nil, err
+	}
+	return &turnConn{Conn: raw, seq: seq, held: true, inTLS: true}, nil
+}
+
+// turnConn takes turns for its reads until its TLS handshake is done.
+type turnConn struct {
+	net.Conn
+	seq   uint64
+	mu    sync.Mutex
+	held  bool
+	inTLS bool
+}
+
+func (c *turnConn) Read(p []byte) (int, error) {
+	c.mu.Lock()
+	tls := c.inTLS
+	if c.held {
+		c.held = false
+		clientTurns.Give()
+	}
+	c.mu.Unlock()
+	n, err := c.Conn.Read(p)
+	if n > 0 && tls {
+		if terr := clientTurns.Take(c.seq, turnStall); terr != nil {
+			c.Conn.Close()
+			return 0, terr
+		}
+		c.mu.Lock()
+		if c.inTLS {
+			c.held = true
+		} else {
+			clientTurns.Give()
+		}
+		c.mu.Unlock()
+	}
+	return n, err
+}
+
+// handshakeDone gives back the turn: after TLS a minion costs little.
+func (c *turnConn) handshakeDone() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.inTLS = false
+	if c.held {
+		c.held = false
+		clientTurns.Give()
+	}
+}
+
+func (c *turnConn) Close() error {
+	c.handshakeDone()
+	return c.Conn.Close()
 }

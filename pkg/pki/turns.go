@@ -133,3 +133,22 @@ func (h *turnHeap) Pop() any {
 	w.index = -1
 	return w
 }
+
+// HandshakeTurns is the same turn-taking for the client side of TLS
+// handshakes, for a process that runs many clients (brine-bench runs
+// thousands of minions in one process): a client that has its server's
+// answer finishes its handshake before a younger one starts, so no
+// server's deadline waits on a client starved by its own siblings.
+type HandshakeTurns struct{ q *handshakeTurns }
+
+// NewHandshakeTurns allows n handshakes to work at once (0: the default).
+func NewHandshakeTurns(n int) *HandshakeTurns { return &HandshakeTurns{q: newHandshakeTurns(n)} }
+
+// Next numbers a new handshake: lower numbers get turns first.
+func (t *HandshakeTurns) Next() uint64 { return t.q.next() }
+
+// Take waits for a turn; see handshakeTurns.take.
+func (t *HandshakeTurns) Take(seq uint64, stall time.Duration) error { return t.q.take(seq, stall) }
+
+// Give returns a turn.
+func (t *HandshakeTurns) Give() { t.q.give() }
