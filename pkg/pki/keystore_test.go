@@ -555,3 +555,72 @@ func FuzzDecodeKeyFile(f *testing.F) {
 		}
 	})
 }
+
+// TestConcurrentFirstContact races enrolments of new ids, whose key files
+// are written outside the store's lock: two different keys claiming one
+// new id at once, with auto-accept, must end with one accepted and the
+// other denied, never both accepted; every id of a crowd of new ones is
+// recorded; no temp file is left behind.
+func TestConcurrentFirstContact(t *testing.T) {
+	cases := []struct {
+		name       string
+		autoAccept bool
+		winner     KeyState
+	}{
+		{"auto-accept", true, Accepted},
+		{"pending", false, Pending},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			s, root := ksOpen(t)
+			ctx := t.Context()
+			const ids = 40
+			var wg sync.WaitGroup
+			states := make([][2]KeyState, ids)
+			for i := range ids {
+				id := fmt.Sprintf("new%02d", i)
+				for j, k := range []ed25519.PublicKey{keyA, keyB} {
+					wg.Add(1)
+					go func() {
+						defer wg.Done()
+						st, err := s.Admit(ctx, id, k, tc.autoAccept)
+						if err != nil {
+							t.Errorf("%s key %d: %v", id, j, err)
+						}
+						states[i][j] = st
+					}()
+				}
+			}
+			wg.Wait()
+			for i := range ids {
+				id := fmt.Sprintf("new%02d", i)
+				got := states[i]
+				won := -1
+				switch {
+				case got[0] == tc.winner && got[1] == Denied:
+					won = 0
+				case got[1] == tc.winner && got[0] == Denied:
+					won = 1
+				default:
+					t.Fatalf("%s: states %v, want one %s and one denied", id, got, tc.winner)
+				}
+				disk := ksOnDisk(t, root, id)
+				want := []ed25519.PublicKey{keyA, keyB}
+				if len(disk) != 2 || !disk[tc.winner].Equal(want[won]) || !disk[Denied].Equal(want[1-won]) {
+					t.Fatalf("%s on disk: %v, want %s = the winner's key, denied = the other", id, ksStatesOf(disk), tc.winner)
+				}
+			}
+			for _, st := range ksStates {
+				entries, err := os.ReadDir(filepath.Join(root, st.dir))
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, e := range entries {
+					if strings.HasPrefix(e.Name(), ".") {
+						t.Errorf("temp file left in %s: %s", st.dir, e.Name())
+					}
+				}
+			}
+		})
+	}
+}
