@@ -38,7 +38,7 @@ type Master struct {
 	Webhook              *Webhook            `yaml:"webhook" doc:"The /hook/ endpoint; off unless set." default:"off"`
 	MetricsListen        string              `yaml:"metrics_listen" doc:"Address for the Prometheus /metrics endpoint; empty disables it." default:""`
 	MetricsPprof         bool                `yaml:"metrics_pprof" doc:"Also serve Go's /debug/pprof profiles on metrics_listen (for profiling a master under load; leave off in production: profiles show code paths and can cost CPU)." default:"false"`
-	GOGC                 int                 `yaml:"gogc" doc:"The Go garbage collector's GOGC for the master: the heap may grow this many percent over what is live before it is collected. Lower trades CPU for memory; with thousands of idle minions the heap is mostly their connections, so this sets most of the RSS above their live state (measured in docs/memory.md). 0 is Go's default, 100. A GOGC environment variable wins." default:"50"`
+	GOGC                 int                 `yaml:"gogc" doc:"The Go garbage collector's GOGC for the master: the heap may grow this many percent over what is live before it is collected. Lower trades CPU for memory: at 1,000 idle minions 50 saved about 8 KiB of RSS per minion but cost about 13% more master CPU and slower test.ping rounds (docs/memory.md). 0 is Go's default, 100. A GOGC environment variable wins." default:"0"`
 	LogLevel             string              `yaml:"log_level" doc:"debug, info, warning or error." default:"info"`
 	LogFormat            string              `yaml:"log_format" doc:"text or json." default:"text"`
 	Cluster              *Cluster            `yaml:"cluster" doc:"Several masters as one on NATS JetStream; off by default." default:"off"`
@@ -175,7 +175,6 @@ func DefaultMaster() Master {
 		ReactorPyMaxSteps: 10_000_000, ReactorPyTimeout: 10,
 		LogLevel: "info", LogFormat: "text",
 		MaxPendingKeys: 1000,
-		GOGC:           50,
 	}
 }
 

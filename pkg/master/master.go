@@ -98,6 +98,8 @@ type Master struct {
 	started    time.Time
 
 	cluster *clusterState // nil unless config cluster: is set
+
+	trim stormTrim // returns a connect storm's free heap to the OS
 }
 
 // RunnerFunc is a master-side function brinectl calls (key.list, mine.get...).
