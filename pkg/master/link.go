@@ -144,7 +144,12 @@ func (c *conn) drain() {
 				c.draining = false
 				c.queue = nil
 				c.qmu.Unlock()
-				c.cancel()
+				// A stream that already ended (ctx done when its handler
+				// returns) fails every send; its connection may carry the
+				// minion's next stream by now and stays open.
+				if c.ctx.Err() == nil {
+					c.cancel()
+				}
 				return
 			}
 		}
