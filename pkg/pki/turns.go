@@ -152,3 +152,11 @@ func (t *HandshakeTurns) Take(seq uint64, stall time.Duration) error { return t.
 
 // Give returns a turn.
 func (t *HandshakeTurns) Give() { t.q.give() }
+
+// Held is how many turns are out (for tests: a leaked turn is one fewer
+// for every later handshake in the process).
+func (t *HandshakeTurns) Held() int {
+	t.q.mu.Lock()
+	defer t.q.mu.Unlock()
+	return t.q.active
+}
