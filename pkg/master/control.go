@@ -92,10 +92,11 @@ func (s *controlServer) Events(req *pb.EventsRequest, stream pb.Control_EventsSe
 	}
 }
 
-// Bounds of one EventBatch (see maxBatchReturns).
+// Bounds of one EventBatch: within the flow-control window, as
+// maxBatchBytes.
 const (
-	maxBatchEvents     = 4096
-	maxBatchEventBytes = 1 << 20
+	maxBatchEvents     = 1024
+	maxBatchEventBytes = 32 << 10
 )
 
 // EventBatches sends, in one message, every event queued for the
