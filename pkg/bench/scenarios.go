@@ -45,7 +45,7 @@ func publish(ctx context.Context, mp *masterProc, tgt, tgtType, fun string, args
 	sctx, cancel := context.WithTimeout(ctx, timeout+10*time.Second)
 	defer cancel()
 	t0 := time.Now()
-	stream, err := mp.client.Control.Publish(sctx, &pb.PublishRequest{Target: tgt, TgtType: tgtType, Fun: fun, Args: wa, Kwargs: wk,
+	stream, err := mp.client.Publish(sctx, &pb.PublishRequest{Target: tgt, TgtType: tgtType, Fun: fun, Args: wa, Kwargs: wk,
 		TimeoutMs: timeout.Milliseconds(), User: "brine-bench"})
 	if err != nil {
 		return out, fmt.Errorf("publish %s: %w", fun, err)
@@ -184,8 +184,8 @@ func hostsApply(ctx context.Context, cfg *Config, mp *masterProc, f *fleet) (Row
 
 // subscribe opens an event stream and proves it is live by waiting for an
 // event the caller triggers with poke.
-func subscribe(ctx context.Context, mp *masterProc, glob string, isPoke func(*pb.Event) bool, poke func() error) (pb.Control_EventsClient, error) {
-	stream, err := mp.client.Control.Events(ctx, &pb.EventsRequest{TagGlob: glob})
+func subscribe(ctx context.Context, mp *masterProc, glob string, isPoke func(*pb.Event) bool, poke func() error) (interface{ Recv() (*pb.Event, error) }, error) {
+	stream, err := mp.client.Events(ctx, glob)
 	if err != nil {
 		return nil, fmt.Errorf("events %s: %w", glob, err)
 	}
