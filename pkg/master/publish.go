@@ -159,19 +159,12 @@ func (m *Master) start(ctx context.Context, spec PublishSpec) (*pb.JobStarted, [
 	if err := m.jobs.SaveJob(ctx, rec); err != nil {
 		m.log.Error("job cache", "jid", jid, "err", err)
 	}
-	m.publish("job/"+jid+"/new", map[string]any{"jid": jid, "fun": spec.Fun, "arg": spec.Args, "kwarg": spec.Kwargs,
-		"tgt": spec.Target, "tgt_type": spec.TgtType, "minions": ids, "user": spec.User})
-	m.metrics.jobStarted()
+	m.announceJob(rec)
 
-	args, err := wire.List(spec.Args)
+	args, kwargs, err := jobArgs(spec.Args, spec.Kwargs)
 	if err != nil {
 		m.dropTracker(jid)
-		return nil, nil, nil, &InvalidTargetError{fmt.Errorf("arguments: %w", err)}
-	}
-	kwargs, err := wire.Struct(spec.Kwargs)
-	if err != nil {
-		m.dropTracker(jid)
-		return nil, nil, nil, &InvalidTargetError{fmt.Errorf("keyword arguments: %w", err)}
+		return nil, nil, nil, err
 	}
 	sent := make([]string, 0, len(live))
 	// Without a preparer every minion gets the same message: one Job, one
@@ -450,4 +443,25 @@ func (m *Master) wasTargeted(jid, id string) (targeted, already bool, err error)
 		}
 	}
 	return slices.Contains(j.Minions, id), false, nil
+}
+
+// announceJob fires job/<jid>/new for a job already in the job cache.
+func (m *Master) announceJob(rec job.Job) {
+	m.publish("job/"+rec.JID+"/new", map[string]any{"jid": rec.JID, "fun": rec.Fun, "arg": rec.Args, "kwarg": rec.Kwargs,
+		"tgt": rec.Target, "tgt_type": rec.TgtType, "minions": rec.Minions, "user": rec.User})
+	m.metrics.jobStarted()
+}
+
+// jobArgs converts a job's arguments for the wire; what cannot travel is
+// the caller's error, not the master's.
+func jobArgs(args []any, kwargs map[string]any) (*structpb.ListValue, *structpb.Struct, error) {
+	wargs, err := wire.List(args)
+	if err != nil {
+		return nil, nil, &InvalidTargetError{fmt.Errorf("arguments: %w", err)}
+	}
+	wkwargs, err := wire.Struct(kwargs)
+	if err != nil {
+		return nil, nil, &InvalidTargetError{fmt.Errorf("keyword arguments: %w", err)}
+	}
+	return wargs, wkwargs, nil
 }

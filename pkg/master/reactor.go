@@ -17,7 +17,6 @@ import (
 	"github.com/brine-cm/brine/pkg/pyrender"
 	"github.com/brine-cm/brine/pkg/reactor"
 	"github.com/brine-cm/brine/pkg/webhook"
-	"github.com/brine-cm/brine/pkg/wire"
 	pb "github.com/brine-cm/brine/proto/brinev1"
 )
 
@@ -135,13 +134,9 @@ func (t timedLocal) PreparePublish(ctx context.Context, tgt, tgtType, fun string
 	if kwargs == nil {
 		kwargs = map[string]any{}
 	}
-	wargs, err := wire.List(args)
+	wargs, wkwargs, err := jobArgs(args, kwargs)
 	if err != nil {
-		return nil, &InvalidTargetError{fmt.Errorf("arguments: %w", err)}
-	}
-	wkwargs, err := wire.Struct(kwargs)
-	if err != nil {
-		return nil, &InvalidTargetError{fmt.Errorf("keyword arguments: %w", err)}
+		return nil, err
 	}
 	ids, err := m.resolve(tgt, tgtType)
 	if err != nil {
@@ -178,9 +173,7 @@ type reactorJob struct {
 func (j *reactorJob) Send(ctx context.Context) (string, error) {
 	begin := time.Now()
 	m, rec := j.t.m, j.rec
-	m.publish("job/"+rec.JID+"/new", map[string]any{"jid": rec.JID, "fun": rec.Fun, "arg": rec.Args, "kwarg": rec.Kwargs,
-		"tgt": rec.Target, "tgt_type": rec.TgtType, "minions": rec.Minions, "user": rec.User})
-	m.metrics.jobStarted()
+	m.announceJob(rec)
 	m.mu.Lock()
 	live := make([]*conn, 0, len(rec.Minions))
 	for _, id := range rec.Minions {
