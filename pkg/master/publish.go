@@ -399,6 +399,12 @@ func (m *Master) handleReturn(c *conn, r *pb.Return) {
 
 func (m *Master) recordReturn(id string, r *pb.Return) {
 	ret := wire.Any(r.GetRet())
+	// Counted before anyone hears of the return, so a caller that has all
+	// its returns also finds them in /metrics.
+	m.metrics.returned(r.GetSuccess() && r.GetError() == "")
+	if strings.HasPrefix(r.GetFun(), "state.") && r.GetError() == "" {
+		m.metrics.applySecs.Observe(float64(r.GetDurationMs()) / 1000)
+	}
 	// The waiting caller and the bus hear of the return before the job
 	// cache's fsyncs finish: with a thousand minions answering at once the
 	// disk, not the network, would otherwise set the pace of every job.
@@ -415,10 +421,6 @@ func (m *Master) recordReturn(id string, r *pb.Return) {
 	}
 	m.publish("job/"+r.GetJid()+"/ret/"+id, map[string]any{"jid": r.GetJid(), "id": id, "fun": r.GetFun(), "return": ret,
 		"success": r.GetSuccess(), "retcode": r.GetRetcode(), "error": r.GetError()})
-	m.metrics.returned(r.GetSuccess() && r.GetError() == "")
-	if strings.HasPrefix(r.GetFun(), "state.") && r.GetError() == "" {
-		m.metrics.applySecs.Observe(float64(r.GetDurationMs()) / 1000)
-	}
 	if err := m.jobs.AddReturn(context.Background(), job.Return{JID: r.GetJid(), MinionID: id, Fun: r.GetFun(), Return: ret,
 		Success: r.GetSuccess(), Retcode: int(r.GetRetcode()), Error: r.GetError(), Time: time.Now().UTC(), DurationMs: r.GetDurationMs()}); err != nil {
 		m.log.Error("job cache return", "jid", r.GetJid(), "id", id, "err", err)
