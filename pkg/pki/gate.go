@@ -126,20 +126,21 @@ type ConnGate struct {
 
 // SetDeadline sets the time the client has left from now on.
 func (c *ConnGate) SetDeadline(t time.Time) error {
-	c.turnMu.Lock()
-	c.limited = !t.IsZero()
-	c.clientOK = time.Until(t)
-	c.turnMu.Unlock()
+	c.setClientTime(t)
 	return c.Conn.SetDeadline(t)
 }
 
 // SetReadDeadline: as SetDeadline.
 func (c *ConnGate) SetReadDeadline(t time.Time) error {
+	c.setClientTime(t)
+	return c.Conn.SetReadDeadline(t)
+}
+
+func (c *ConnGate) setClientTime(t time.Time) {
 	c.turnMu.Lock()
 	c.limited = !t.IsZero()
 	c.clientOK = time.Until(t)
 	c.turnMu.Unlock()
-	return c.Conn.SetReadDeadline(t)
 }
 
 // awaitClient gives back the connection's turn, if it holds one, and arms
