@@ -12,7 +12,6 @@ import (
 	"runtime/debug"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc/codes"
@@ -38,9 +37,6 @@ const (
 	handshakeQueueShare = 5 * time.Millisecond
 	handshakeMaxWait    = 2 * time.Minute
 )
-
-// handshakesInFlight counts streams inside handshake().
-var handshakesInFlight atomic.Int64
 
 // handshakeWait is how long the next handshake message may take with
 // inFlight streams in their handshake.
@@ -288,8 +284,8 @@ func (m *Master) handshake(ctx context.Context, stream pb.MinionLink_ConnectServ
 	if err != nil {
 		return nil, nil, status.Error(codes.Unauthenticated, err.Error())
 	}
-	handshakesInFlight.Add(1)
-	defer handshakesInFlight.Add(-1)
+	m.handshakes.Add(1)
+	defer m.handshakes.Add(-1)
 	type recvd struct {
 		msg *pb.MinionMessage
 		err error
@@ -297,7 +293,7 @@ func (m *Master) handshake(ctx context.Context, stream pb.MinionLink_ConnectServ
 	recv := func() (*pb.MinionMessage, error) {
 		ch := make(chan recvd, 1)
 		go func() { msg, err := stream.Recv(); ch <- recvd{msg, err} }()
-		wait := handshakeWait(handshakesInFlight.Load() - 1)
+		wait := handshakeWait(m.handshakes.Load() - 1)
 		t := time.NewTimer(wait)
 		defer t.Stop()
 		select {

@@ -85,6 +85,10 @@ type Master struct {
 	// hooks run on shutdown in reverse order.
 	closers []func()
 
+	// handshakes counts minion streams inside handshake(): each one
+	// lengthens the wait the next may take (handshakeWait).
+	handshakes atomic.Int64
+
 	metrics    *metrics
 	tree       atomic.Pointer[render.Tree]
 	reactor    *reactor.Reactor
